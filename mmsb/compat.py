@@ -1,0 +1,147 @@
+# Copyright (c) mmsb contributors. All rights reserved.
+"""Keeps the OpenMMLab stack (mmengine 0.10.x) working on current PyTorch.
+
+Active on ``import mmsb``, which every mmsb config triggers through
+``custom_imports``. Three things, none of them a patch of library code:
+
+1. **Checkpoints under torch>=2.6.** ``torch.load`` defaults to
+   ``weights_only=True`` there, and mmengine's Runner checkpoints hold a few
+   non-tensor globals (mmengine's ``HistoryBuffer``, numpy arrays and scalars),
+   so ``--resume``, ``mim test --checkpoint`` and ``load_checkpoint`` fail.
+   We allowlist exactly those globals with ``torch.serialization``. A
+   ``HistoryBuffer`` pickles its statistics methods as
+   ``builtins.getattr(HistoryBuffer, 'min')``; the name ``builtins.getattr`` is
+   bound to :func:`history_buffer_getattr`, which resolves only those methods,
+   so a ``getattr`` chain to ``os.system`` is still refused. Checkpoints stay
+   loaded with ``weights_only=True``.
+2. **Multi-process training on a CPU-only host.** mmengine's pytorch launcher
+   calls ``torch.cuda.set_device`` and initialises the configured (NCCL)
+   backend. When a process started by torchrun (``RANK``, ``LOCAL_RANK``,
+   ``WORLD_SIZE`` and ``MASTER_ADDR`` set) has no CUDA device, importing mmsb
+   initialises the process group with gloo instead; the Runner then finds it
+   initialised and skips its launcher. On a GPU host nothing happens.
+3. **DDP on CPU modules.** The Runner passes ``device_ids=[LOCAL_RANK]`` to
+   DDP, which DDP refuses for CPU modules. :class:`MMSBDistributedDataParallel`
+   (registered in mmengine's MODEL_WRAPPERS, so every scope finds it) is
+   mmengine's ``MMDistributedDataParallel`` that drops ``device_ids`` when the
+   module lives on the CPU; mmsb configs select it with ``model_wrapper_cfg``.
+"""
+import os
+import warnings
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from mmengine.logging import HistoryBuffer
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
+
+__all__ = [
+    'CHECKPOINT_SAFE_GLOBALS', 'history_buffer_getattr',
+    'allow_runner_checkpoints', 'init_cpu_distributed_from_env',
+    'MMSBDistributedDataParallel'
+]
+
+
+def history_buffer_getattr(obj, name):
+    """``builtins.getattr`` as seen by checkpoint unpickling.
+
+    Resolves only a statistics method of mmengine's ``HistoryBuffer`` (how
+    pickle protocol 2 stores ``HistoryBuffer.min`` and friends); anything else
+    is refused, so the name cannot reach e.g. ``os.system``.
+    """
+    allowed = set(HistoryBuffer._statistics_methods) | {
+        'min', 'max', 'current', 'mean'
+    }
+    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
+        value = getattr(HistoryBuffer, name)
+        if callable(value):
+            return value
+    raise torch.serialization.pickle.UnpicklingError(
+        f'mmsb: refusing builtins.getattr({obj!r}, {name!r}) in a checkpoint: '
+        f'only HistoryBuffer statistics methods ({sorted(allowed)}) are '
+        f'allowed')
+
+
+def _numpy_globals():
+    """(object, pickled name) for the numpy pieces in Runner checkpoints."""
+    found = []
+    try:  # numpy >= 2 pickles through numpy._core, older via numpy.core
+        from numpy._core import multiarray as _ma2
+        found += [(_ma2._reconstruct, 'numpy._core.multiarray._reconstruct'),
+                  (_ma2.scalar, 'numpy._core.multiarray.scalar')]
+    except ImportError:
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        from numpy.core import multiarray as _ma1
+    found += [(_ma1._reconstruct, 'numpy.core.multiarray._reconstruct'),
+              (_ma1.scalar, 'numpy.core.multiarray.scalar')]
+    found += [(np.ndarray, 'numpy.ndarray'), (np.dtype, 'numpy.dtype')]
+    # numpy >= 1.25 pickles a dtype instance through its class in numpy.dtypes.
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        for name in dir(dtypes):
+            cls = getattr(dtypes, name)
+            if isinstance(cls, type) and issubclass(cls, np.dtype):
+                found.append((cls, f'numpy.dtypes.{name}'))
+    return found
+
+
+CHECKPOINT_SAFE_GLOBALS = [
+    (HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+    (history_buffer_getattr, 'builtins.getattr'),
+] + _numpy_globals()
+
+
+def allow_runner_checkpoints():
+    """Allowlist the globals of mmengine Runner checkpoints for torch.load."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is not None:  # torch >= 2.4; older torch loads them unrestricted
+        add(CHECKPOINT_SAFE_GLOBALS)
+
+
+_TORCHRUN_VARS = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR')
+
+
+def init_cpu_distributed_from_env() -> bool:
+    """Initialise gloo for a torchrun-started process on a host without CUDA.
+
+    Returns:
+        bool: True if this call initialised the process group.
+    """
+    if not all(v in os.environ for v in _TORCHRUN_VARS):
+        return False
+    if torch.cuda.is_available() or not torch_dist.is_available() or \
+            torch_dist.is_initialized():
+        return False
+    torch_dist.init_process_group(
+        backend='gloo',
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']))
+    return True
+
+
+@MODEL_WRAPPERS.register_module(force=True)
+class MMSBDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's ``MMDistributedDataParallel``, also for CPU modules.
+
+    The Runner always passes ``device_ids=[LOCAL_RANK]``; DDP accepts that
+    only for single-GPU modules. For a module whose parameters are on the CPU
+    (gloo on a CPU host) ``device_ids``/``output_device`` are dropped, as DDP
+    requires; on GPUs this class behaves exactly like its parent.
+    """
+
+    def __init__(self, module, device_ids=None, output_device=None, **kwargs):
+        first = next(module.parameters(), None)
+        if first is not None and first.device.type == 'cpu':
+            device_ids, output_device = None, None
+        super().__init__(
+            module=module,
+            device_ids=device_ids,
+            output_device=output_device,
+            **kwargs)
+
+
+allow_runner_checkpoints()
+init_cpu_distributed_from_env()

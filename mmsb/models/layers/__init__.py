@@ -1,0 +1,3 @@
+from .spatial_bias import SpatialBias
+
+__all__ = ['SpatialBias']

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Multi-process training with torchrun: NCCL on GPUs, gloo on CPU-only hosts.
+#   bash tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]
+# NNODES, NODE_RANK, PORT and MASTER_ADDR work as in the OpenMMLab toolboxes.
+set -euo pipefail
+CONFIG=$1
+NPROC=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+DIR="$(cd "$(dirname "$0")" && pwd)"
+PYTHON=${PYTHON:-python}
+
+PYTHONPATH="$DIR/..:${PYTHONPATH:-}" \
+exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$NPROC" \
+    --master_port="$PORT" \
+    "$DIR/train.py" \
+    "$CONFIG" \
+    --launcher pytorch "${@:3}"

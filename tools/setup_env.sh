@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Creates (or checks) the project environment in .venv/: the pinned OpenMMLab stack on
+# torch 2.13.0, with mmcv 2.1.0 built from its sdist once per machine and cached.
+#
+#   tools/setup_env.sh            # idempotent: seconds when everything is in place
+#   MMSB_VENV=/path tools/setup_env.sh
+#   MMSB_WHEEL_CACHE=/path        # where built mmcv wheels are kept (default ~/.cache/mmsb/wheels)
+#
+# Why each pin is what it is: README.md, "Tested versions".
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MMSB_VENV:-$ROOT/.venv}"
+PY="${MMSB_PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+TORCH_VERSION=2.13.0
+TORCHVISION_VERSION=0.28.0
+MMCV_VERSION=2.1.0
+CACHE="${MMSB_WHEEL_CACHE:-$HOME/.cache/mmsb/wheels}"
+STAMP="$VENV/.mmsb-setup-stamp"
+
+step=0
+total=7
+say() { step=$((step + 1)); printf '\033[1m[setup %d/%d]\033[0m %s\n' "$step" "$total" "$*"; }
+elapsed() { printf '        done in %ss\n' "$((SECONDS - $1))"; }
+
+# The stamp records everything the install depends on; if it matches, nothing is redone.
+want_stamp() {
+  cat "$ROOT/tools/setup_env.sh" "$ROOT"/requirements/*.txt "$ROOT/setup.py" | sha256sum | cut -d' ' -f1
+}
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(want_stamp)" && -x "$VENV/bin/python" ]]; then
+  echo "[setup] environment in ${VENV#$ROOT/} is up to date"
+  exit 0
+fi
+
+T0=$SECONDS
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+say "virtual environment ${VENV#$ROOT/} ($("$PY" --version))"
+t=$SECONDS
+[[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+# mmcv's setup.py and mim import pkg_resources: setuptools must stay below 81.
+"${PIP[@]}" install -q --upgrade "pip>=23" "setuptools>=77.0.3,<81" wheel ninja
+elapsed $t
+
+say "torch ${TORCH_VERSION} + torchvision ${TORCHVISION_VERSION} (regular build; large download on a fresh machine)"
+t=$SECONDS
+# '===' is arbitrary equality: it refuses the local '2.13.0+cpu' wheel that pip's
+# configuration prefers here, with which torchvision's compiled ops cannot load.
+if ! "$VENV/bin/python" -c "import torch, torchvision, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')" 2>/dev/null; then
+  "${PIP[@]}" install --progress-bar on "torch===${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
+    "numpy>=1.23,<2.0"
+fi
+"$VENV/bin/python" -c "import torch, torchvision; print('        torch', torch.__version__, 'torchvision', torchvision.__version__)"
+elapsed $t
+
+say "mmcv ${MMCV_VERSION} with ops (built once per machine, cached in $CACHE)"
+t=$SECONDS
+WITH_CUDA=0
+if command -v nvcc >/dev/null 2>&1 && "$VENV/bin/python" -c "import torch,sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+  WITH_CUDA=1
+fi
+PLAT="$("$VENV/bin/python" -c "import sysconfig,sys; print(f'cp{sys.version_info.major}{sys.version_info.minor}-' + sysconfig.get_platform().replace('-', '_'))")"
+KEY="torch-${TORCH_VERSION}-${PLAT}-$([[ $WITH_CUDA == 1 ]] && echo cuda || echo cpu)"
+WHEEL_DIR="$CACHE/$KEY"
+if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_VERSION')" 2>/dev/null; then
+  if ! ls "$WHEEL_DIR"/mmcv-${MMCV_VERSION}-*.whl >/dev/null 2>&1; then
+    echo "        no cached wheel for $KEY: building from the sdist (about 8 minutes on 2 cores)"
+    mkdir -p "$WHEEL_DIR"
+    BUILD_LOG="$WHEEL_DIR/build.log"
+    # mmcv's build needs these importable at build time (no build isolation).
+    "${PIP[@]}" install -q "mmengine==0.10.7" "opencv-python<4.12" "packaging" "pyyaml" "addict" "yapf"
+    (
+      export MMCV_WITH_OPS=1 FORCE_CUDA=$WITH_CUDA MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+      "${PIP[@]}" wheel --no-build-isolation --no-deps -v "mmcv==${MMCV_VERSION}" -w "$WHEEL_DIR.tmp"
+    ) >"$BUILD_LOG" 2>&1 &
+    pid=$!
+    while kill -0 $pid 2>/dev/null; do
+      sleep 20
+      n=$(grep -c -E '^\[[0-9]+/[0-9]+\]|gcc|g\+\+' "$BUILD_LOG" 2>/dev/null || true)
+      printf '        building mmcv... %4ss, %s compile lines (log: %s)\n' "$((SECONDS - t))" "$n" "$BUILD_LOG"
+    done
+    if ! wait $pid; then
+      tail -n 40 "$BUILD_LOG"
+      echo "[setup] mmcv build failed; full log in $BUILD_LOG" >&2
+      exit 1
+    fi
+    mv "$WHEEL_DIR.tmp"/mmcv-*.whl "$WHEEL_DIR"/ && rmdir "$WHEEL_DIR.tmp"
+  fi
+  "${PIP[@]}" install -q --no-deps "$WHEEL_DIR"/mmcv-${MMCV_VERSION}-*.whl
+fi
+elapsed $t
+
+say "OpenMMLab stack (mmengine, mmdet, mmsegmentation, mmpretrain, openmim) and test tools"
+t=$SECONDS
+"${PIP[@]}" install -q -r "$ROOT/requirements/stack.txt" -r "$ROOT/requirements/tests.txt" \
+  "torch===${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" "mmcv==${MMCV_VERSION}" \
+  "setuptools>=77.0.3,<81"
+"${PIP[@]}" install -q --no-deps "openmim==0.3.9"
+elapsed $t
+
+say "mmsb (editable)"
+t=$SECONDS
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+elapsed $t
+
+say "pip check"
+"${PIP[@]}" check || echo "        (pip check reports the conflicts above; openmim's optional opendatalab chain is left out on purpose)"
+
+say "import check"
+"$VENV/bin/python" - <<'EOF'
+import torch, torchvision, mmcv, mmengine, mmdet, mmseg, mmpretrain, mmsb
+from mmcv.ops import nms, RoIAlign  # noqa: F401  the compiled ops must load
+print(f'        torch {torch.__version__} | torchvision {torchvision.__version__} | mmcv {mmcv.__version__} '
+      f'| mmengine {mmengine.__version__} | mmdet {mmdet.__version__} | mmseg {mmseg.__version__} '
+      f'| mmpretrain {mmpretrain.__version__} | mmsb {mmsb.__version__}')
+EOF
+want_stamp >"$STAMP"
+echo "[setup] environment ready in $((SECONDS - T0))s"
