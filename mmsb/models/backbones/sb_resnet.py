@@ -17,7 +17,7 @@ from mmdet.models.backbones.resnet import Bottleneck, ResNet
 from mmengine.logging import print_log
 
 from mmsb.registry import MODELS
-from ..layers import SpatialBias
+from ..layers import SpatialBias, SplitNorm
 
 SB_POSITIONS = ('conv1', 'conv2')
 
@@ -80,12 +80,12 @@ class SBBottleneck(Bottleneck):
             return
         wide = planes + delta
         if sb_position == 'conv2':
-            self._rebuild_norm(2, wide)
+            self._rebuild_norm(2, planes, delta)
             self.conv3 = build_conv_layer(
                 self.conv_cfg, wide, planes * self.expansion, kernel_size=1,
                 bias=False)
         else:
-            self._rebuild_norm(1, wide)
+            self._rebuild_norm(1, planes, delta)
             self.conv2 = build_conv_layer(
                 conv2_cfg, wide, planes, kernel_size=3,
                 stride=self.conv2_stride, padding=self.dilation,
@@ -98,8 +98,13 @@ class SBBottleneck(Bottleneck):
             setattr(self, f'after_{sb_position}_plugin_names',
                     self.make_block_plugins(wide, cfgs))
 
-    def _rebuild_norm(self, index: int, channels: int):
-        name, norm = build_norm_layer(self.norm_cfg, channels, postfix=index)
+    def _rebuild_norm(self, index: int, planes: int, delta: int):
+        cfg = self.norm_cfg
+        if cfg.get('type') == 'GN' and (planes + delta) % cfg['num_groups']:
+            name = build_norm_layer(cfg, planes, postfix=index)[0]
+            norm = SplitNorm(cfg, planes, delta)
+        else:
+            name, norm = build_norm_layer(cfg, planes + delta, postfix=index)
         setattr(self, f'norm{index}_name', name)
         self.add_module(name, norm)
 
@@ -309,6 +314,12 @@ class SBResNet(ResNet):
             for key, fill in (('weight', 1.0), ('bias', 0.0),
                               ('running_mean', 0.0), ('running_var', 1.0)):
                 full = f'{name}.{norm_name}.{key}'
+                split = f'{name}.{norm_name}.main.{key}'
+                if split in own and prefix + full in state_dict:
+                    # SplitNorm (GN): the plain norm is its conv-channel part.
+                    state_dict[prefix + split] = state_dict.pop(prefix + full)
+                    padded.append(prefix + split)
+                    continue
                 ckpt = state_dict.get(prefix + full)
                 if ckpt is not None and full in own and \
                         ckpt.dim() == 1 and \

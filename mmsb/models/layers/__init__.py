@@ -1,3 +1,4 @@
 from .spatial_bias import SpatialBias
+from .split_norm import SplitNorm
 
-__all__ = ['SpatialBias']
+__all__ = ['SpatialBias', 'SplitNorm']

@@ -1,0 +1,229 @@
+"""mmsb.compat: Runner checkpoints under torch>=2.6 weights_only loading,
+malicious checkpoints refused, gloo/DDP on a CPU-only host."""
+import json
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+from PIL import Image
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PY = sys.executable
+ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+
+CONFIG = """
+custom_imports = dict(imports=['mmsb'], allow_failed_imports=False)
+default_scope = 'mmpretrain'
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='SBResNetCIFAR', depth=11, base_channels=8,
+                  sb_cfg=dict(pooled_size=4)),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=2, in_channels=128,
+              loss=dict(type='CrossEntropyLoss')))
+data_preprocessor = dict(num_classes=2, mean=[127.5] * 3, std=[127.5] * 3)
+pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=2, num_workers=0,
+    dataset=dict(type='CustomDataset', data_root='{root}', data_prefix='train',
+                 pipeline=pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True))
+val_dataloader = dict(
+    batch_size=2, num_workers=0,
+    dataset=dict(type='CustomDataset', data_root='{root}', data_prefix='val',
+                 pipeline=pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_evaluator = val_evaluator
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+train_cfg = dict(by_epoch=False, max_iters={iters}, val_interval=1000)
+val_cfg = dict()
+test_cfg = dict()
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
+    logger=dict(type='LoggerHook', interval=1))
+log_processor = dict(by_epoch=False)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')
+randomness = dict(seed=0)
+"""
+
+
+def make_cls_data(root):
+    rng = np.random.default_rng(0)
+    for split, n in (('train', 4), ('val', 4)):
+        for label in ('dark', 'light'):
+            d = osp.join(root, split, label)
+            os.makedirs(d, exist_ok=True)
+            for i in range(n):
+                base = 40 if label == 'dark' else 210
+                img = np.clip(base + rng.normal(0, 20, (32, 32, 3)), 0, 255)
+                Image.fromarray(img.astype(np.uint8)).save(
+                    osp.join(d, f'{i}.png'))
+
+
+def write_config(tmp_path, iters):
+    path = tmp_path / f'tiny_cls_{iters}.py'
+    path.write_text(CONFIG.format(root=tmp_path / 'data', iters=iters))
+    return str(path)
+
+
+def run(args, cwd):
+    res = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True,
+                         text=True, timeout=600)
+    return res
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('compat')
+    make_cls_data(str(tmp / 'data'))
+    cfg2 = write_config(tmp, 2)
+    work = str(tmp / 'work')
+    res = run([PY, 'tools/train.py', cfg2, '--work-dir', work], ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ckpt = osp.join(work, 'iter_2.pth')
+    assert osp.isfile(ckpt)
+    return tmp, work, ckpt
+
+
+def test_runner_checkpoint_needs_and_gets_the_allowlist(trained):
+    _, _, ckpt = trained
+    probe = textwrap.dedent(f"""
+        import torch, sys
+        if sys.argv[1] == 'mmsb':
+            import mmsb
+        ck = torch.load({ckpt!r}, map_location='cpu')
+        print(type(ck['message_hub']['log_scalars']['train/loss']).__name__)
+    """)
+    bare = run([PY, '-c', probe, 'bare'], ROOT)
+    assert bare.returncode != 0
+    assert 'Weights only load failed' in bare.stderr       # torch alone
+    ok = run([PY, '-c', probe, 'mmsb'], ROOT)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert ok.stdout.strip() == 'HistoryBuffer'
+
+
+def test_resume_continues_from_the_checkpoint(trained):
+    tmp, work, ckpt = trained
+    cfg4 = write_config(tmp, 4)
+    res = run([PY, 'tools/train.py', cfg4, '--work-dir', work, '--resume',
+               ckpt], ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    assert 'resumed' in log.lower()
+    assert 'Iter(train) [3/4]' in log and 'Iter(train) [1/4]' not in log
+    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+
+
+def test_mim_test_with_runner_checkpoint(trained):
+    tmp, work, ckpt = trained
+    cfg2 = write_config(tmp, 2)
+    mim = osp.join(osp.dirname(PY), 'mim')
+    res = run([mim, 'test', 'mmpretrain', cfg2, '--checkpoint', ckpt,
+               '--work-dir', str(tmp / 'mimtest')], ROOT)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert 'accuracy/top1' in res.stdout + res.stderr
+
+
+class _Evil:
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def _save(obj, path):
+    torch.save({'state_dict': {}, 'meta': obj}, path)
+
+
+@pytest.mark.parametrize('payload,words', [
+    ((os.system, ('touch {marker}', )), 'blocked'),
+    ((getattr, (HistoryBuffer, '__init__')), 'refusing builtins.getattr'),
+    ((getattr, (np.ndarray, 'tofile')), 'refusing builtins.getattr'),
+    ((eval, ('__import__("os")', )), 'Unsupported global'),
+])
+def test_malicious_checkpoints_are_refused(tmp_path, payload, words):
+    import mmsb  # noqa: F401
+    marker = tmp_path / 'pwned'
+    fn, args = payload
+    args = tuple(a.format(marker=marker) if isinstance(a, str) else a
+                 for a in args)
+    path = tmp_path / 'evil.pth'
+    _save(_Evil(fn, args), path)
+    with pytest.raises(pickle.UnpicklingError, match=words):
+        torch.load(path, map_location='cpu')
+    assert not marker.exists()
+    # mmengine's loader (used by --resume, load_from, Pretrained) too
+    from mmengine.runner import CheckpointLoader
+    with pytest.raises(pickle.UnpicklingError):
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    assert not marker.exists()
+
+
+def test_history_buffer_statistics_methods_round_trip(tmp_path):
+    import mmsb  # noqa: F401
+    buf = HistoryBuffer()
+    buf.update(1.0)
+    buf.update(3.0)
+    torch.save({'b': buf, 'arr': np.arange(3), 'f': np.float64(2.5)},
+               tmp_path / 'b.pth')
+    loaded = torch.load(tmp_path / 'b.pth')
+    assert loaded['b'].mean() == 2.0 and loaded['b'].max() == 3.0
+    assert loaded['arr'].tolist() == [0, 1, 2] and loaded['f'] == 2.5
+
+
+_DDP_WORKER = """
+import json, os, sys, torch
+import mmsb  # initialises gloo from the torchrun-style environment
+import torch.distributed as dist
+from mmsb.compat import MMSBDistributedDataParallel
+assert dist.is_initialized() and dist.get_backend() == 'gloo'
+rank = dist.get_rank()
+torch.manual_seed(rank)          # different data per rank
+model = torch.nn.Linear(4, 1)
+torch.nn.init.constant_(model.weight, 1.0)
+# The Runner always passes device_ids=[LOCAL_RANK]; CPU modules must cope.
+ddp = MMSBDistributedDataParallel(model, device_ids=[int(os.environ['LOCAL_RANK'])])
+ddp(torch.randn(8, 4)).pow(2).mean().backward()
+print(json.dumps(dict(rank=rank, world=dist.get_world_size(),
+                      grad=model.weight.grad.tolist())))
+dist.destroy_process_group()
+"""
+
+
+def test_gloo_and_cpu_ddp_in_two_processes(tmp_path):
+    script = tmp_path / 'worker.py'
+    script.write_text(_DDP_WORKER)
+    procs = []
+    for rank in range(2):
+        env = dict(ENV, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
+                   MASTER_ADDR='127.0.0.1', MASTER_PORT='29731')
+        procs.append(subprocess.Popen([PY, str(script)], env=env, cwd=ROOT,
+                                      stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert sorted(r['rank'] for r in results) == [0, 1]
+    assert all(r['world'] == 2 for r in results)
+    # DDP averaged the gradients: both ranks hold the same values
+    assert results[0]['grad'] == results[1]['grad']
+
+
+def test_no_process_group_without_torchrun_env(monkeypatch):
+    from mmsb.compat import init_cpu_distributed_from_env
+    for var in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR'):
+        monkeypatch.delenv(var, raising=False)
+    assert init_cpu_distributed_from_env() is False
+    assert not torch.distributed.is_initialized()
