@@ -77,8 +77,8 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version_
     pid=$!
     while kill -0 $pid 2>/dev/null; do
       sleep 20
-      n=$(grep -c -E '^\[[0-9]+/[0-9]+\]|gcc|g\+\+' "$BUILD_LOG" 2>/dev/null || true)
-      printf '        building mmcv... %4ss, %s compile lines (log: %s)\n' "$((SECONDS - t))" "$n" "$BUILD_LOG"
+      n=$(grep -oE '\[[0-9]+/[0-9]+\]' "$BUILD_LOG" 2>/dev/null | tail -n 1 || true)
+      printf '        building mmcv... %4ss, compiled %s (log: %s)\n' "$((SECONDS - t))" "${n:-[setup]}" "$BUILD_LOG"
     done
     if ! wait $pid; then
       tail -n 40 "$BUILD_LOG"
