@@ -4,6 +4,7 @@ Non-local Neural Networks" (arXiv 2302.12505), section 3 and Fig. 3."""
 from functools import lru_cache
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,21 +20,27 @@ MIXINGS = ('conv1d', 'none')
 
 
 @lru_cache(maxsize=256)
-def _adaptive_avg_matrix(size: int, out: int, device: torch.device,
-                         dtype: torch.dtype) -> torch.Tensor:
+def _adaptive_avg_bins(size: int, out: int) -> np.ndarray:
     """(out, size) matrix whose rows average the bins of adaptive pooling.
 
     Same bins as ``F.adaptive_avg_pool2d`` (start=floor(i*size/out),
     end=ceil((i+1)*size/out)), so it also upsamples maps smaller than ``out``.
     Used when tracing: ONNX has no adaptive pooling for sizes that are not
-    multiples of the output.
+    multiples of the output. Cached as numpy so that every trace records the
+    same constant.
     """
-    mat = torch.zeros(out, size, dtype=torch.float64)
+    mat = np.zeros((out, size), dtype=np.float64)
     for i in range(out):
         start = (i * size) // out
         end = -((-(i + 1) * size) // out)
         mat[i, start:end] = 1.0 / (end - start)
-    return mat.to(device=device, dtype=dtype)
+    return mat
+
+
+def _adaptive_avg_matrix(size: int, out: int, device: torch.device,
+                         dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(
+        _adaptive_avg_bins(size, out), dtype=dtype, device=device)
 
 
 @MODELS.register_module()

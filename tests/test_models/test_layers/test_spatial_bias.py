@@ -119,3 +119,20 @@ def test_trace_matches_eager_on_non_divisible_sizes():
     with torch.no_grad():
         traced = torch.jit.trace(sb, x)
         torch.testing.assert_close(traced(x), sb(x))
+
+
+def test_onnx_export_matches_eager(tmp_path):
+    ort = pytest.importorskip('onnxruntime')
+    from mmsb.models import SBResNet
+    model = SBResNet(depth=26, base_channels=16, out_indices=(0, 3)).eval()
+    x = torch.rand(1, 3, 70, 90)              # 18x23 maps: not multiples of P
+    path = str(tmp_path / 'sb.onnx')
+    torch.onnx.export(model, (x, ), path, dynamo=False, opset_version=17,
+                      input_names=['img'])
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    outs = sess.run(None, {'img': x.numpy()})
+    with torch.no_grad():
+        ref = model(x)
+    for o, r in zip(outs, ref):
+        torch.testing.assert_close(torch.from_numpy(o), r, atol=1e-4,
+                                   rtol=1e-4)
