@@ -102,6 +102,13 @@ elapsed $t
 say "mmsb (editable)"
 t=$SECONDS
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+# mim 0.3.9 looks for mmsb/.mim beside the package metadata in site-packages,
+# but a PEP 660 editable install keeps the code in the checkout: link it there
+# (same files) so that `mim search mmsb` and `mim train mmsb` find them.
+SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+if [[ -L "$SITE/mmsb" || ! -e "$SITE/mmsb" ]]; then
+  ln -sfn "$ROOT/mmsb" "$SITE/mmsb"
+fi
 elapsed $t
 
 say "pip check"

@@ -1,0 +1,73 @@
+"""The wheel ships configs, tools and model-index.yml under mmsb/.mim (where
+mim looks), and setup.py's extras name each downstream."""
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_wheel_ships_mim_files(tmp_path):
+    files = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    if not files:
+        pytest.skip('not a git checkout')
+    src = tmp_path / 'src'
+    for f in files:
+        if osp.isfile(osp.join(ROOT, f)):
+            dst = src / f
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(osp.join(ROOT, f), dst)
+    res = subprocess.run(
+        [sys.executable, '-m', 'pip', 'wheel', '--no-deps',
+         '--no-build-isolation', '-q', '-w', str(tmp_path / 'dist'),
+         str(src)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    wheel = next((tmp_path / 'dist').glob('mmsb-*.whl'))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert 'mmsb/.mim/tools/train.py' in names
+    assert 'mmsb/.mim/tools/dist_train.sh' in names
+    assert 'mmsb/.mim/model-index.yml' in names
+    shipped = {n for n in names if n.startswith('mmsb/.mim/configs/')}
+    expected = {'mmsb/.mim/' + f for f in files
+                if f.startswith('configs/') and f.endswith('.py')}
+    assert expected and expected <= shipped
+    assert 'mmsb/compat.py' in names and 'mmsb/registry.py' in names
+
+
+def test_extras_per_downstream():
+    out = subprocess.run([sys.executable, 'setup.py', '-q', '--name'],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == 'mmsb'
+    sys.path.insert(0, ROOT)
+    try:
+        scope = {'__name__': 'not_main',
+                 '__file__': osp.join(ROOT, 'setup.py')}
+        with open(osp.join(ROOT, 'setup.py')) as f:
+            exec(compile(f.read(), 'setup.py', 'exec'), scope)
+        det = scope['parse_requirements']('det.txt')
+        seg = scope['parse_requirements']('seg.txt')
+        cls = scope['parse_requirements']('cls.txt')
+    finally:
+        sys.path.remove(ROOT)
+    assert any(r.startswith('mmdet') for r in det)
+    assert any(r.startswith('mmsegmentation') for r in seg)
+    assert 'ftfy' in seg and 'regex' in seg
+    assert any(r.startswith('mmpretrain') for r in cls)
+
+
+def test_mim_search_lists_the_models():
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    res = subprocess.run([mim, 'search', 'mmsb'], capture_output=True,
+                         text=True, cwd='/')
+    assert res.returncode == 0, res.stderr[-2000:]
+    for config_id in ('faster-rcnn_sb-r50_fpn_2xb8-1x_coco',
+                      'cascade-rcnn_sb-r50_fpn_2xb8-1x_coco',
+                      'fpn_sb-r50_2xb14-40k_ade20k-512x512',
+                      'sb-resnet50_8xb32-90e_in1k'):
+        assert f'config id: {config_id}' in res.stdout
