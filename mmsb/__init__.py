@@ -9,6 +9,7 @@ mmdet, mmseg and mmpretrain that are installed.
 from . import compat  # noqa: F401  (first: patches must precede any Runner)
 from .version import __version__, version_info
 from . import models  # noqa: F401,E402
+from . import data  # noqa: F401,E402  (demo datasets; after models)
 from .registry import register_downstream
 
 register_downstream()

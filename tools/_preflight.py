@@ -58,10 +58,27 @@ def _is_remote(path):
     return isinstance(path, str) and '://' in path
 
 
+def _generates_on_first_use(ds, cfg):
+    """True for dataset types that write their own files when built (the
+    demo datasets of mmsb.data set ``generates_on_first_use``)."""
+    cls = ds.get('type')
+    if isinstance(cls, str):
+        from mmengine.registry import DATASETS
+        try:
+            with DATASETS.switch_scope_and_registry(
+                    cfg.get('default_scope')) as registry:
+                cls = registry.get(cls)
+        except Exception:  # an unknown type fails later, when built
+            cls = None
+    return bool(getattr(cls, 'generates_on_first_use', False))
+
+
 def check_datasets(cfg, cfg_path):
     for key, ds in _datasets(cfg):
         if ds.get('download', False):
             continue  # torchvision-style datasets fetch themselves
+        if _generates_on_first_use(ds, cfg):
+            continue
         root = ds.get('data_root', '') or ''
         if _is_remote(root):
             continue

@@ -3,7 +3,7 @@
 config. The config's ``default_scope`` (mmdet / mmseg / mmpretrain) says which
 toolbox runs it; mmengine's Runner does the work.
 
-    python tools/train.py configs/demo/faster-rcnn_sb-r18_demo.py
+    python tools/train.py configs/demo/faster-rcnn_sb-r26_fpn_1xb8-300it_demo-coco-128.py
     bash tools/dist_train.sh CONFIG 2            # torchrun; gloo on CPU hosts
     python tools/train.py CONFIG --resume        # resume from the latest ckpt
 

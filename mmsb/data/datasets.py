@@ -1,0 +1,93 @@
+# Copyright (c) mmsb contributors. All rights reserved.
+"""Dataset types of the demo configs: the downstream's own dataset classes,
+which first generate their files (:mod:`mmsb.data.demo`) if missing.
+
+Registered in the DATASETS registry of each installed toolbox:
+``DemoCocoDataset`` (mmdet, a ``CocoDataset``), ``DemoSegDataset`` (mmseg, a
+``BaseSegDataset`` whose label 0 is a real background class) and
+``DemoClsDataset`` (mmpretrain, a ``CustomDataset``). Besides their parent's
+arguments they take ``demo_cfg``: ``num_train``, ``num_val``, ``img_size``,
+``seed`` of the generator (defaults: :data:`mmsb.data.demo.DEFAULTS`).
+``generates_on_first_use`` tells tools/_preflight.py that a ``data_root``
+which does not exist yet is fine.
+"""
+from importlib.util import find_spec
+
+from .demo import (CLASSES, PALETTE, SEG_CLASSES, SEG_PALETTE,
+                   generate_if_missing)
+
+__all__ = []
+
+
+def _generate(task, dataset, data_root, demo_cfg):
+    if not isinstance(data_root, str) or not data_root or '://' in data_root:
+        raise ValueError(f'{dataset}: data_root must be a local folder to '
+                         f'generate the demo data in, got {data_root!r}')
+    generate_if_missing(task, data_root, **(demo_cfg or {}))
+
+
+if find_spec('mmdet') is not None:
+    from mmdet.datasets import CocoDataset
+    from mmdet.registry import DATASETS as MMDET_DATASETS
+
+    @MMDET_DATASETS.register_module(force=True)
+    class DemoCocoDataset(CocoDataset):
+        """COCO-format shapes detection set, generated on first use."""
+
+        METAINFO = dict(classes=CLASSES, palette=PALETTE)
+        generates_on_first_use = True
+
+        def __init__(self, *args, data_root='data/demo/coco/', demo_cfg=None,
+                     **kwargs):
+            _generate('det', type(self).__name__, data_root, demo_cfg)
+            super().__init__(*args, data_root=data_root, **kwargs)
+
+    __all__.append('DemoCocoDataset')
+
+if find_spec('mmseg') is not None:
+    from mmseg.datasets import BaseSegDataset
+    from mmseg.registry import DATASETS as MMSEG_DATASETS
+
+    @MMSEG_DATASETS.register_module(force=True)
+    class DemoSegDataset(BaseSegDataset):
+        """ADE20K-layout shapes segmentation set, generated on first use.
+
+        Unlike ADE20K (``reduce_zero_label=True``: 0 means "unlabelled"),
+        label 0 is the background class and is learnt and scored.
+        """
+
+        METAINFO = dict(classes=SEG_CLASSES, palette=SEG_PALETTE)
+        generates_on_first_use = True
+
+        def __init__(self, *args, data_root='data/demo/ade/', demo_cfg=None,
+                     img_suffix='.jpg', seg_map_suffix='.png',
+                     reduce_zero_label=False, **kwargs):
+            _generate('seg', type(self).__name__, data_root, demo_cfg)
+            super().__init__(
+                *args, data_root=data_root, img_suffix=img_suffix,
+                seg_map_suffix=seg_map_suffix,
+                reduce_zero_label=reduce_zero_label, **kwargs)
+
+    __all__.append('DemoSegDataset')
+
+if find_spec('mmpretrain') is not None:
+    from mmpretrain.datasets import CustomDataset
+    from mmpretrain.registry import DATASETS as MMPRETRAIN_DATASETS
+
+    @MMPRETRAIN_DATASETS.register_module(force=True)
+    class DemoClsDataset(CustomDataset):
+        """Shapes classification set in ``CustomDataset`` folder layout
+        (``<split>/<class>/*.png``), generated on first use.
+
+        The classes are the sub-folder names, as for any CustomDataset; they
+        sort in the order of :data:`mmsb.data.demo.CLASSES`.
+        """
+
+        generates_on_first_use = True
+
+        def __init__(self, *args, data_root='data/demo/cls/', demo_cfg=None,
+                     **kwargs):
+            _generate('cls', type(self).__name__, data_root, demo_cfg)
+            super().__init__(*args, data_root=data_root, **kwargs)
+
+    __all__.append('DemoClsDataset')

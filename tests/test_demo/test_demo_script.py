@@ -1,0 +1,97 @@
+"""Pieces of tools/demo.py (``make demo``) that do not need a training run:
+chance levels, the run folder, the console filter, the picture tiling."""
+import glob
+import importlib.util
+import os.path as osp
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from demo_utils import REPO
+
+from mmsb.data.demo import ensure_demo_data
+
+
+@pytest.fixture(scope='module')
+def demo():
+    spec = importlib.util.spec_from_file_location(
+        'mmsb_tools_demo', osp.join(REPO, 'tools', 'demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chance_of_random_boxes_is_near_zero(demo, tmp_path):
+    root = ensure_demo_data('det', str(tmp_path), num_train=1, num_val=30)
+    ann = osp.join(root, 'annotations', 'instances_val2017.json')
+    ap, ap50 = demo.det_chance_map(ann)
+    assert 0 <= ap < 0.02 and 0 <= ap50 < 0.05
+    assert demo.det_chance_map(ann) == (ap, ap50)  # seeded
+
+
+def test_chance_miou_is_background_share_over_classes(demo, tmp_path):
+    root = ensure_demo_data('seg', str(tmp_path), num_train=1, num_val=5,
+                            img_size=48)
+    ann_dir = osp.join(root, 'annotations', 'validation')
+    labels = np.stack([cv2.imread(p, 0) for p in
+                       glob.glob(osp.join(ann_dir, '*.png'))])
+    share = (labels == 0).mean()
+    miou, bg = demo.seg_chance_miou(ann_dir, num_classes=4)
+    assert bg == pytest.approx(share) and miou == pytest.approx(share / 4)
+
+
+def test_run_dirs_are_never_shared(demo, tmp_path):
+    first = demo.unique_run_dir(str(tmp_path))
+    second = demo.unique_run_dir(str(tmp_path))
+    assert first != second and osp.isdir(first) and osp.isdir(second)
+
+
+def test_console_shows_progress_hides_dumps(demo, tmp_path, capsys):
+    lines = [
+        '11/21 12:00:00 - mmengine - INFO - ',
+        '------------------------------------------------------------',
+        'System environment:',
+        '11/21 12:00:01 - mmengine - INFO - Config:',
+        "model = dict(type='FasterRCNN')",
+        '11/21 12:00:02 - mmengine - INFO - Iter(train) [ 20/300]  loss: 1.0',
+        '11/21 12:00:03 - mmengine - INFO - per class results:',
+        '11/21 12:00:03 - mmengine - INFO - ',
+        '+------------+-------+',
+        '| background | 97.61 |',
+        '11/21 12:00:04 - mmengine - INFO - Iter(test) [8/8]  mIoU: 56.4',
+    ]
+    script = tmp_path / 'talk.py'
+    script.write_text(f'print({chr(10).join(lines)!r})\n')
+    console = demo.Console(total_stages=1)
+    log = tmp_path / 'talk.out'
+    console.run([sys.executable, str(script)], str(log), env=None)
+    shown = capsys.readouterr().out
+    for hidden in ('System environment', 'Config:', 'FasterRCNN'):
+        assert hidden not in shown
+    for kept in ('Iter(train) [ 20/300]', 'per class results',
+                 '| background | 97.61 |', 'mIoU: 56.4'):
+        assert kept in shown
+    assert log.read_text().splitlines() == lines  # the file keeps it all
+
+
+def test_console_failure_names_the_log(demo, tmp_path):
+    console = demo.Console(total_stages=1)
+    with pytest.raises(SystemExit, match='failed with exit code 3'):
+        console.run([sys.executable, '-c', 'import sys; sys.exit(3)'],
+                    str(tmp_path / 'x.out'), env=None)
+
+
+def test_tile_and_summary(demo, tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f'{i}.jpg'),
+                    np.full((20, 40, 3), 60 * i, np.uint8))
+    out = demo.tile_pictures(str(tmp_path), str(tmp_path / 'tile.png'),
+                             count=3, cols=2, scale=2)
+    assert cv2.imread(out).shape == (80, 160, 3)
+    table = demo.summary_table(
+        [('detection', 'bbox mAP', 0.5, 0.0003, 'random boxes', 190.0)],
+        330.0)
+    assert 'detection  bbox mAP  0.500   0.000   random boxes  190s' in \
+        table
+    assert table.endswith('total wall time: 330s (5.5 min)')
