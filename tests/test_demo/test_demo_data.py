@@ -241,6 +241,10 @@ def test_dataset_types_generate_on_first_use(tmp_path, task, scope,
 
 def test_dataset_type_refuses_remote_root():
     from mmdet.registry import DATASETS
-    with pytest.raises(ValueError, match='must be a local folder'):
+    from mmengine.registry import DefaultScope
+
+    # Other tests leave another default scope current; build in mmdet's.
+    with DefaultScope.overwrite_default_scope('mmdet'), \
+            pytest.raises(ValueError, match='must be a local folder'):
         DATASETS.build(dict(type='DemoCocoDataset', data_root='s3://b/coco/',
                             ann_file='a.json'))
