@@ -40,10 +40,18 @@ is the steadier one on a host whose cores are shared (time spent waiting for
 a core is not counted). ``--threads`` defaults to 1 there: with two threads
 and one core taken by another process, every OpenMP barrier waits for the
 descheduled thread and a ResNet-50 forward varied from 0.7 s to 2.5 s.
+By default glibc maps every large block afresh and returns it on free, so
+each step page-faults its activations in again (at batch 16, ~340k faults
+and 0.7-0.9 s of system time per ResNet-50 forward on the 2-core host): a
+real cost that grows with the bytes a model allocates. ``--malloc retain``
+sets glibc's ``M_MMAP_MAX=0`` and a maximal ``M_TRIM_THRESHOLD`` so freed
+memory is reused, as tcmalloc/jemalloc would, leaving compute alone.
 
 ``sb-r50-ref`` is SB-ResNet-50 running the straightforward formulation
 (``set_fast_path(model, False)``), so the gain of the fast path is measured
-in the same run.
+in the same run. ``sb-r50-nomaps`` (only on request) is SB-ResNet-50 whose
+bias maps are zeros instead of computed: the gap to ``sb-r50`` is the cost
+of computing the maps, the gap to ``r50`` that of joining them.
 """
 import argparse
 import datetime
@@ -74,6 +82,7 @@ NAMES = OrderedDict([
     ('r50', 'ResNet-50'),
     ('sb-r50', 'SB-ResNet-50'),
     ('sb-r50-ref', 'SB-ResNet-50 (straightforward)'),
+    ('sb-r50-nomaps', 'SB-R50, zero maps (diagnostic)'),
     ('se50', 'SE-ResNet-50'),
     ('sb-se50', 'SB-SE-ResNet-50'),
     ('nl50', 'NLNet-50'),
@@ -98,10 +107,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description='Params, GFLOPs, throughput and training memory of '
         'SB-ResNet-50 and its peers, measured side by side (Tables 8, 9)')
-    p.add_argument('--models', nargs='+', default=list(NAMES),
+    p.add_argument('--models', nargs='+',
+                   default=[k for k in NAMES if k != 'sb-r50-nomaps'],
                    choices=list(NAMES), metavar='MODEL',
-                   help=f'subset, from {", ".join(NAMES)} (default: all); '
-                   f'ratios are to r50, which is always added')
+                   help=f'subset, from {", ".join(NAMES)} (default: all '
+                   f'but the sb-r50-nomaps diagnostic); ratios are to r50, '
+                   f'which is always added')
     p.add_argument('--mode', default='all',
                    choices=['infer', 'train', 'both', 'det', 'all'],
                    help='infer, train (and memory), both, det (Faster '
@@ -126,6 +137,10 @@ def parse_args(argv=None):
                    help='models and inputs in channels_last')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile each model (slow to start)')
+    p.add_argument('--malloc', default='system', choices=['system', 'retain'],
+                   help='system (default): the C allocator as configured; '
+                   'retain: glibc keeps freed memory in the process, as '
+                   'tcmalloc/jemalloc do (see above)')
     p.add_argument('--threads', type=int, default=None,
                    help='torch threads (default: 1 on CPU, see above)')
     p.add_argument('--repeats', type=int, default=None,
@@ -213,7 +228,7 @@ def backbone_cfg(key):
     # norm_eval=False: mmdet's ResNet freezes BN statistics by default (a
     # detection habit); an ImageNet training step updates them.
     base = dict(depth=50, out_indices=(3, ), norm_eval=False)
-    if key in ('r50', 'sb-r50', 'sb-r50-ref'):
+    if key in ('r50', 'sb-r50', 'sb-r50-ref', 'sb-r50-nomaps'):
         return dict(base, type='mmsb.SBResNet' if sb else 'mmdet.ResNet')
     if key == 'se50':
         return dict(type='mmpretrain.SEResNet', depth=50)
@@ -252,7 +267,23 @@ def build_classifier(key):
                     loss=dict(type='CrossEntropyLoss'))))
     if key == 'sb-r50-ref':
         set_fast_path(model, False)
+    if key == 'sb-r50-nomaps':
+        # Diagnostic: SB blocks with their bias maps replaced by zeros, so
+        # only the join (resize, concat, widened norm and conv) is paid.
+        from mmsb.models import SpatialBias
+        for m in model.modules():
+            if isinstance(m, SpatialBias):
+                m.forward = _zero_maps(m)
     return model
+
+
+def _zero_maps(sb):
+    p = sb.pooled_size
+
+    def forward(x):
+        return x.new_zeros(x.shape[0], sb.num_bias, p, p)
+
+    return forward
 
 
 def build_detectors():
@@ -469,6 +500,20 @@ def profile_ops(runner, steps, rounds, top=18):
     return per, lines
 
 
+def retain_freed_memory():
+    """Make glibc keep freed memory for reuse (True if it took effect)."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(mallopt(m_mmap_max, 0)) and bool(
+        mallopt(m_trim_threshold, 2**31 - 1))
+
+
 def complexity(model, key):
     from mmengine.analysis import get_model_complexity_info
     from mmengine.logging import MMLogger
@@ -564,11 +609,12 @@ def fmt(v, spec):
 
 def print_table(res, info, args):
     print()
-    print(f'# {info["device_name"]} ({info.get("cpu_cores", "")}'
-          f'{" cores, " if not res["cuda"] else ""}'
-          f'{info["threads"]} threads), torch {info["torch"]}, '
-          f'{info["dtype"]}{", channels_last" if info["channels_last"] else ""}'
-          f'{", compiled" if info["compile"] else ""}, {info["date"]}')
+    cores = '' if res['cuda'] else f'{info.get("cpu_cores")} cores, '
+    extras = ''.join([', channels_last' if info['channels_last'] else '',
+                      ', compiled' if info['compile'] else ''])
+    print(f'# {info["device_name"]} ({cores}{info["threads"]} threads), '
+          f'torch {info["torch"]}, {info["dtype"]}{extras}, malloc '
+          f'{info["malloc"]}, {info["date"]}')
     print(f'# {info["command"]}')
     models = res['models']
     if models:
@@ -612,11 +658,12 @@ def summary_lines(models):
                 f'time overhead over R50: SB {1 / sb - 1:+.1%}, NL '
                 f'{1 / nl - 1:+.1%}')
         if 'sb-r50' in t and 'sb-r50-ref' in t:
-            lines.append(
-                f'{word}: fast path / straightforward throughput '
-                f'{t["sb-r50"]["ratio_wall"] / t["sb-r50-ref"]["ratio_wall"]:.3f}'
-                + ('' if t['sb-r50']['ratio_cpu'] is None else
-                   f' (cpu {t["sb-r50"]["ratio_cpu"] / t["sb-r50-ref"]["ratio_cpu"]:.3f})'))
+            fast, ref = t['sb-r50'], t['sb-r50-ref']
+            line = (f'{word}: fast path / straightforward throughput '
+                    f'{fast["ratio_wall"] / ref["ratio_wall"]:.3f}')
+            if fast['ratio_cpu'] is not None:
+                line += f' (cpu {fast["ratio_cpu"] / ref["ratio_cpu"]:.3f})'
+            lines.append(line)
     return lines
 
 
@@ -703,6 +750,9 @@ def main(argv=None):
     import torch
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         sys.exit(f'error: --device {args.device} but CUDA is not available')
+    malloc = 'system'
+    if args.malloc == 'retain':
+        malloc = 'retain' if retain_freed_memory() else 'system (no glibc)'
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     elif not args.device.startswith('cuda'):
@@ -713,6 +763,7 @@ def main(argv=None):
     runner = Runner(args)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     info = machine_info(runner, args)
+    info['malloc'] = malloc
     res = dict(machine=info, cuda=runner.cuda, models=OrderedDict(),
                paper={k: dict(params_M=v[0], gflops=v[1], img_per_s=v[2])
                       for k, v in PAPER.items()},

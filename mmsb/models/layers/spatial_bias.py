@@ -251,7 +251,7 @@ class SpatialBias(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Bias maps (B, K, P, P) of a feature map ``x`` (B, C, H, W)."""
         p = self.pooled_size
-        y = self.act(self.norm(self.reduce(x)))
+        y = self.act(self.norm(self._reduce(x)))
         y = self._pool(y)                              # (B, C', P, P)
         if self.mix is None:
             return y
@@ -260,6 +260,21 @@ class SpatialBias(BaseModule):
         seq = y.flatten(2).transpose(1, 2)             # (B, P*P, C')
         seq = self.mix(seq)                            # (B, P*P, K)
         return seq.transpose(1, 2).reshape(seq.shape[0], self.num_bias, p, p)
+
+    def _reduce(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1x1 compression; a GEMM for CPU inference from batch 16 on.
+
+        From batch 16 PyTorch hands 1x1 convs on CPU to oneDNN, whose
+        conv with C'=5 outputs runs 2-5x slower than the same product as a
+        (C', C) x (C, H*W) GEMM per sample. With autograd the conv's own
+        backward is the faster one, so training keeps the conv.
+        """
+        if (self._fast() and x.is_cpu and x.shape[0] >= 16
+                and not torch.is_grad_enabled() and x.is_contiguous()):
+            b, _, h, w = x.shape
+            weight = self.reduce.weight.flatten(1)         # (C', C)
+            return torch.matmul(weight, x.flatten(2)).view(b, -1, h, w)
+        return self.reduce(x)
 
     def _mix_matmul(self, y: torch.Tensor) -> torch.Tensor:
         """The 1-D convolution of :meth:`forward` as one matrix product.

@@ -136,3 +136,15 @@ def test_onnx_export_matches_eager(tmp_path):
     for o, r in zip(outs, ref):
         torch.testing.assert_close(torch.from_numpy(o), r, atol=1e-4,
                                    rtol=1e-4)
+
+
+def test_batch16_inference_gemm_compression_equals_conv():
+    # From batch 16, CPU inference runs the 1x1 compression as a GEMM.
+    from mmsb.models.layers.spatial_bias import set_fast_path
+    sb = SpatialBias(32).eval()
+    x = torch.randn(16, 32, 21, 17)
+    with torch.no_grad():
+        fast = sb(x)
+        set_fast_path(sb, False)
+        ref = sb(x)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
