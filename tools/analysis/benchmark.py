@@ -14,9 +14,10 @@ throughput) on the machine at hand, and prints them next to the paper's:
 Every model is a full ImageNet classifier (mmpretrain ``ImageClassifier``:
 backbone, global average pooling, fc 1000) built through the registries, so
 parameter counts compare with the tables. All models of a run are timed
-*interleaved* (A B C ... A B C ...) after warm-up rounds, and each figure is
-the median of ``--repeats`` steps; the headline is the ratio of throughputs
-to ResNet-50 from the same run, which is what transfers between machines.
+*interleaved* (every round runs each model once, in a per-round shuffled
+order: A C B, B A C, ...) after warm-up rounds, and each figure is the
+median of ``--repeats`` steps; the headline is the ratio of throughputs to
+ResNet-50 from the same run, which is what transfers between machines.
 
 Measured per model:
 
@@ -59,6 +60,7 @@ import json
 import os
 import os.path as osp
 import platform
+import random
 import statistics
 import sys
 import time
@@ -363,12 +365,21 @@ class Runner:
         return time.perf_counter() - w0, time.process_time() - c0
 
 
-def interleaved(runner, steps, warmup, repeats, log=None):
-    """Time ``steps`` {key: fn} round-robin; {key: {'wall': [...], 'cpu'}}."""
+def interleaved(runner, steps, warmup, repeats, seed, log=None):
+    """Time ``steps`` {key: fn} round-robin; {key: {'wall': [...], 'cpu'}}.
+
+    Every round runs each step once, in an order shuffled per round (seeded):
+    a step pays for what the one before it left behind (evicted caches,
+    memory just returned to the OS by a large model), so no model may always
+    follow the same one.
+    """
+    rng = random.Random(seed)
+    order = list(steps)
     times = {k: {'wall': [], 'cpu': []} for k in steps}
     for r in range(warmup + repeats):
-        for key, fn in steps.items():
-            wall, cpu = runner.timed(fn)
+        rng.shuffle(order)
+        for key in order:
+            wall, cpu = runner.timed(steps[key])
             if r >= warmup:
                 times[key]['wall'].append(wall)
                 times[key]['cpu'].append(cpu)
@@ -460,7 +471,7 @@ def peak_step_memory(runner, step):
     return peak
 
 
-def profile_ops(runner, steps, rounds, top=18):
+def profile_ops(runner, steps, rounds, seed, top=18):
     """Self time (ms per step) and calls by op for each model, profiled
     interleaved; returns {key: {op: [ms, calls]}} and the printed lines."""
     from torch.profiler import ProfilerActivity, profile
@@ -468,8 +479,11 @@ def profile_ops(runner, steps, rounds, top=18):
     if runner.cuda:
         activities.append(ProfilerActivity.CUDA)
     per = {k: {} for k in steps}
+    order, rng = list(steps), random.Random(seed)
     for _ in range(rounds):
-        for key, step in steps.items():
+        rng.shuffle(order)
+        for key in order:
+            step = steps[key]
             with profile(activities=activities) as prof:
                 step()
                 runner.sync()
@@ -489,7 +503,7 @@ def profile_ops(runner, steps, rounds, top=18):
     keys = list(steps)
     unit = 'device' if runner.cuda else 'self CPU'
     lines = [f'{unit} ms / calls per step, by op (torch.profiler, '
-             f'{rounds} rounds interleaved)',
+             f'{rounds} rounds interleaved, shuffled)',
              f'{"op":<42}' + ''.join(f'{k:>18}' for k in keys)]
     for op in sorted(ops, key=gap, reverse=True)[:top]:
         lines.append(f'{op[:42]:<42}' + ''.join(
@@ -802,14 +816,14 @@ def main(argv=None):
             steps[key] = make_infer_step(runner, model, x)
         log(f'inference, batch {args.batch_size}, {args.resolution[0]}x'
             f'{args.resolution[1]}, {len(steps)} models interleaved ...')
-        times = interleaved(runner, steps, warmup, repeats, log)
+        times = interleaved(runner, steps, warmup, repeats, args.seed, log)
         for key, r in summarise(times, args.batch_size, 'r50',
                                 runner.cuda).items():
             res['models'][key]['infer'] = r
         if args.profile:
             log('profiling inference ...')
             res['profile_infer'], lines = profile_ops(
-                runner, steps, args.profile)
+                runner, steps, args.profile, args.seed)
             profiles.append(('inference', lines))
         settings.append(f'inference: batch {args.batch_size}, '
                         f'{args.resolution[0]}x{args.resolution[1]}, '
@@ -826,13 +840,13 @@ def main(argv=None):
             model.train()
             steps[key] = make_train_step(runner, model, x, labels)
         log(f'training step, batch {n}, {len(steps)} models interleaved ...')
-        times = interleaved(runner, steps, warmup, repeats, log)
+        times = interleaved(runner, steps, warmup, repeats, args.seed, log)
         for key, r in summarise(times, n, 'r50', runner.cuda).items():
             res['models'][key]['train'] = r
         if args.profile:
             log('profiling training steps ...')
             res['profile_train'], lines = profile_ops(
-                runner, steps, args.profile)
+                runner, steps, args.profile, args.seed)
             profiles.append(('training step', lines))
         settings.append(f'training: batch {n}, SGD, {args.resolution[0]}x'
                         f'{args.resolution[1]}, median of {repeats} after '
@@ -859,7 +873,7 @@ def main(argv=None):
             if args.compile:
                 det = torch.compile(det)
             steps[key] = make_det_step(runner, det, data, args.seed)
-        times = interleaved(runner, steps, warmup, repeats, log)
+        times = interleaved(runner, steps, warmup, repeats, args.seed, log)
         det = summarise(times, 2, 'r50', runner.cuda)
         det['resolution'] = list(args.det_resolution)
         det['repeats'] = repeats
@@ -867,7 +881,7 @@ def main(argv=None):
         if args.profile:
             log('profiling detector steps ...')
             res['profile_det'], lines = profile_ops(
-                runner, steps, args.profile)
+                runner, steps, args.profile, args.seed)
             profiles.append(('Faster R-CNN step', lines))
 
     res['settings'] = '; '.join(settings)
