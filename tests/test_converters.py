@@ -1,0 +1,415 @@
+"""mmsb.converters and tools/model_converters/sbnet_to_mmsb.py on files built
+here the way timm's CheckpointSaver writes them for the authors' train.py:
+epoch, arch, state_dict, optimizer, version, args (argparse.Namespace),
+amp_scaler, state_dict_ema, metric."""
+import argparse
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+import torch.nn as nn
+from mmdet.models.backbones import ResNet
+
+from mmsb.converters import (checkpoint_summary, convert_official_sb_resnet,
+                             infer_backbone_cfg, load_training_checkpoint,
+                             unwrap_state_dict)
+from mmsb.models import SBResNet, SBResNetCIFAR
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOL = osp.join(ROOT, 'tools', 'model_converters', 'sbnet_to_mmsb.py')
+ENV = dict(os.environ, OMP_NUM_THREADS='1',
+           PYTHONPATH=os.pathsep.join(
+               [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(
+                   os.pathsep) if p]))
+
+
+def run_tool(*args):
+    return subprocess.run([sys.executable, TOOL, *map(str, args)], cwd=ROOT,
+                          env=ENV, capture_output=True, text=True,
+                          timeout=300)
+
+
+def randomize(model, seed):
+    """Random weights and BN statistics: every tensor tells its source."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if t.dim() > 1:  # He-normal by fan-in keeps activations sane
+                t.copy_(torch.randn(t.shape, generator=g) *
+                        (2 * t.shape[0] / t.numel())**.5)
+            elif name.endswith(('running_var', '.weight')):
+                t.copy_(torch.rand(t.shape, generator=g) + .5)
+            else:
+                t.copy_(torch.randn(t.shape, generator=g) * .1)
+    return model
+
+
+def authors_layout(model_sd, fc=None):
+    """Rename mmsb keys to the authors' layout (resnet.py + SB_module.py)."""
+    out = {}
+    for k, v in model_sd.items():
+        k = k.replace('.spatial_bias.reduce.', '.SB.feature_reduction.0.')
+        k = k.replace('.spatial_bias.bn.', '.SB.feature_reduction.1.')
+        k = k.replace('.spatial_bias.mix.', '.SB.sb_conv.')
+        out[k] = v
+    if fc is not None:
+        out['fc.weight'], out['fc.bias'] = fc.weight.data, fc.bias.data
+    return out
+
+
+def old_layout(authors_sd):
+    """The first release's names (spatial_bias.py): branch tensors directly
+    in the block, the mixing conv with a (1, 3) kernel."""
+    out = {}
+    for k, v in authors_sd.items():
+        k = k.replace('.SB.feature_reduction.0.', '.conv_gc_reduction.')
+        k = k.replace('.SB.feature_reduction.1.', '.bn_gc_reduction.')
+        if '.SB.sb_conv.weight' in k:
+            v = v.unsqueeze(2)
+        k = k.replace('.SB.sb_conv.', '.nlc_convolution.')
+        out[k] = v
+    return out
+
+
+def saver_checkpoint(path, model, fc, ema_sd=None, arch='sb_resnet50',
+                     extra=None):
+    """Write what CheckpointSaver._save writes after a real SGD step of
+    ``model`` (+ ``fc``), with the authors' key layout."""
+    params = list(model.parameters()) + list(fc.parameters())
+    opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+    side = 64 if isinstance(model, SBResNet) and not isinstance(
+        model, SBResNetCIFAR) else 32
+    model.train()
+    logits = fc(model(torch.rand(2, 3, side, side))[-1].mean((2, 3)))
+    nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
+    opt.step()
+    opt.zero_grad()
+    model.eval()
+    args = argparse.Namespace(
+        data_dir='your_imagenet_dir', model=arch, num_classes=fc.out_features,
+        opt='lamb', lr=3.5e-3, weight_decay=.02, epochs=300, sched='cosine',
+        input_size=None, mean=None, std=None, mixup=.1, cutmix=1.0,
+        model_ema=ema_sd is not None, model_ema_decay=.9998, amp=True,
+        native_amp=True, apex_amp=False, channels_last=True, device='cuda:0',
+        distributed=False, world_size=1, rank=0, local_rank=0,
+        prefetcher=True, run_name=f'{arch}_20221213_180800',
+        cuda='0,1,2,3', eval_metric='top1')
+    state = {
+        'epoch': 7,
+        'arch': args.model,
+        'state_dict': authors_layout(model.state_dict(), fc),
+        'optimizer': opt.state_dict(),
+        'version': 2,
+        'args': args,
+        # torch.cuda.amp.GradScaler.state_dict() of an enabled scaler
+        'amp_scaler': {'scale': 65536.0, 'growth_factor': 2.0,
+                       'backoff_factor': 0.5, 'growth_interval': 2000,
+                       '_growth_tracker': 17},
+    }
+    if ema_sd is not None:
+        state['state_dict_ema'] = ema_sd
+    state['metric'] = 71.25
+    state.update(extra or {})
+    torch.save(state, path)
+    return state
+
+
+@pytest.fixture(scope='module')
+def imagenet_run(tmp_path_factory):
+    """An SB-ResNet-50 run with EMA, as the authors' sb_resnet50 saves it."""
+    tmp = tmp_path_factory.mktemp('run')
+    model = randomize(SBResNet(depth=50), 1)
+    fc = nn.Linear(2048, 1000)
+    ema_model = randomize(SBResNet(depth=50), 2).eval()
+    ema_fc = nn.Linear(2048, 1000)
+    ema_sd = authors_layout(ema_model.state_dict(), ema_fc)
+    path = tmp / 'model_best.pth.tar'
+    state = saver_checkpoint(path, model, fc, ema_sd)
+    return path, state, (model, fc), (ema_model, ema_fc)
+
+
+def classifier(backbone_cfg, num_classes, in_channels):
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(
+            dict(type='ImageClassifier',
+                 backbone=dict(backbone_cfg,
+                               out_indices=(len(backbone_cfg['sb_stages']) -
+                                            1, )),
+                 neck=dict(type='GlobalAveragePooling'),
+                 head=dict(type='LinearClsHead', num_classes=num_classes,
+                           in_channels=in_channels)))
+
+
+# ------------------------------------------------- the CheckpointSaver file
+def test_tool_converts_state_dict_and_ema_of_a_saver_file(imagenet_run,
+                                                          tmp_path):
+    from mmengine.runner import load_checkpoint
+    src, state, (model, fc), (ema_model, ema_fc) = imagenet_run
+    x = torch.rand(2, 3, 64, 64)
+    cfg = dict(type='SBResNet', depth=50, sb_stages=(True, True, True, False),
+               sb_cfg=dict(num_bias=3, kernel_size=3, pooled_size=10))
+
+    # Without --ema: the trained model's state_dict, never the EMA.
+    cls_out = tmp_path / 'sb-r50_in1k.pth'
+    res = run_tool(src, cls_out)
+    assert res.returncode == 0, res.stderr
+    assert ('took state_dict (epoch 7, arch sb_resnet50, metric 71.25)'
+            in res.stdout), res.stdout
+    assert f'backbone config: {cfg}' in res.stdout
+    assert 'head: num_classes=1000, in_channels=2048' in res.stdout
+    clf = classifier(cfg, 1000, 2048)
+    load_checkpoint(clf, str(cls_out), strict=True)
+    with torch.no_grad():
+        ref = fc(model(x)[-1].mean((2, 3)))
+        torch.testing.assert_close(clf.eval()(x, mode='tensor'), ref,
+                                   atol=1e-4, rtol=1e-4)
+    meta = torch.load(cls_out, weights_only=True)['meta']
+    assert meta['source_state_dict'] == 'state_dict'
+    assert meta['source'] == dict(epoch=7, arch='sb_resnet50', metric=71.25)
+
+    # --ema: state_dict_ema, here as a bare backbone.
+    bb_out = tmp_path / 'sb-r50_ema.pth'
+    res = run_tool(src, bb_out, '--ema', '--backbone-only')
+    assert res.returncode == 0, res.stderr
+    assert 'took state_dict_ema (epoch 7' in res.stdout, res.stdout
+    assert 'head:' not in res.stdout
+    bb = SBResNet(**{k: v for k, v in cfg.items() if k != 'type'})
+    load_checkpoint(bb, str(bb_out), strict=True)
+    mix = 'layer2.1.spatial_bias.mix.weight'
+    torch.testing.assert_close(bb.state_dict()[mix],
+                               state['state_dict_ema'][
+                                   'layer2.1.SB.sb_conv.weight'])
+    assert not torch.equal(bb.state_dict()[mix],
+                           model.state_dict()[mix])
+    with torch.no_grad():
+        torch.testing.assert_close(bb.eval()(x)[-1], ema_model(x)[-1])
+
+    # An existing output is kept.
+    before = os.path.getmtime(bb_out)
+    res = run_tool(src, bb_out)
+    assert res.returncode != 0 and 'exists' in res.stderr
+    assert os.path.getmtime(bb_out) == before
+
+
+def test_library_api_on_a_cifar_run(tmp_path):
+    # The authors' CIFAR bottleneck ResNet: 3x3 stem, 16/32/64 planes, the
+    # branch of SB_module.py (C'=5, N=3, P=10) in the stages chosen.
+    model = randomize(SBResNetCIFAR(depth=20, sb_cfg=dict(pooled_size=10)), 3)
+    fc = nn.Linear(256, 100)
+    ema = authors_layout(
+        randomize(SBResNetCIFAR(depth=20, sb_cfg=dict(pooled_size=10)),
+                  4).state_dict(), fc)
+    path = tmp_path / 'last.pth.tar'
+    saved = saver_checkpoint(path, model, fc, ema, arch='resnet_cifar')
+    allowlist = getattr(torch.serialization, 'get_safe_globals', list)
+    before = set(allowlist())
+
+    ckpt = load_training_checkpoint(str(path))
+    assert set(allowlist()) == before     # the allowlist did not leak
+    assert isinstance(ckpt['args'], argparse.Namespace)
+    assert ckpt['args'].model == 'resnet_cifar'
+    assert ckpt['optimizer']['state'][0]['momentum_buffer'].shape == \
+        model.conv1.weight.shape
+    assert checkpoint_summary(ckpt) == dict(epoch=7, arch='resnet_cifar',
+                                            metric=71.25)
+    sd = unwrap_state_dict(ckpt)                  # default: state_dict
+    assert all(torch.equal(sd[k], v) for k, v in saved['state_dict'].items())
+    ema_sd = unwrap_state_dict(ckpt, 'state_dict_ema')
+    assert all(torch.equal(ema_sd[k], v) for k, v in ema.items())
+
+    converted, cfg = convert_official_sb_resnet(sd)
+    assert cfg == dict(type='SBResNetCIFAR', depth=20,
+                       sb_stages=(True, True, False),
+                       sb_cfg=dict(num_bias=3, kernel_size=3, pooled_size=10))
+    clf = classifier(cfg, 100, 256)
+    clf.load_state_dict(converted, strict=True)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(clf.eval()(x, mode='tensor'),
+                                   fc(model(x)[-1].mean((2, 3))))
+
+    # DataParallel prefixes and bare state dicts (timm's clean_checkpoint).
+    bare = {'module.' + k: v for k, v in saved['state_dict'].items()}
+    assert list(unwrap_state_dict(bare)) == list(saved['state_dict'])
+    with pytest.raises(KeyError, match="bare state dict.*'state_dict_ema'"):
+        unwrap_state_dict(bare, 'state_dict_ema')
+    no_ema = dict(ckpt)
+    del no_ema['state_dict_ema']
+    with pytest.raises(KeyError, match=r"no 'state_dict_ema' \(the run was "
+                       r"trained without --model-ema\); its keys: \['amp_"
+                       r"scaler', 'arch', 'args', 'epoch', 'metric', "
+                       r"'optimizer', 'state_dict', 'version'\]"):
+        unwrap_state_dict(no_ema, 'state_dict_ema')
+    with pytest.raises(ValueError, match="which='ema'; expected one of"):
+        unwrap_state_dict(ckpt, 'ema')
+
+
+def test_ema_missing_is_named_by_the_tool(tmp_path):
+    model = SBResNetCIFAR(depth=11, sb_cfg=dict(pooled_size=10))
+    src = tmp_path / 'checkpoint-7.pth.tar'
+    saver_checkpoint(src, model, nn.Linear(256, 10))
+    res = run_tool(src, tmp_path / 'out.pth', '--ema')
+    assert res.returncode != 0
+    assert "no 'state_dict_ema'" in res.stderr and "'state_dict'" in \
+        res.stderr, res.stderr
+    assert not (tmp_path / 'out.pth').exists()
+
+
+# -------------------------------------------------------------- safe loading
+class _Reduce:
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def _evil_saver_file(tmp_path, payload):
+    model = SBResNetCIFAR(depth=11, sb_cfg=dict(pooled_size=10))
+    path = tmp_path / 'model_best.pth.tar'
+    saver_checkpoint(path, model, nn.Linear(256, 10),
+                     extra=dict(payload=payload))
+    return path
+
+
+@pytest.mark.parametrize('kind', ['system', 'class'])
+def test_forbidden_globals_are_refused(tmp_path, kind):
+    marker = tmp_path / 'pwned'
+    if kind == 'system':
+        payload, words = _Reduce(os.system, (f'touch {marker}', )), 'system'
+    else:  # a Namespace look-alike that is not on the allowlist
+        payload, words = types.SimpleNamespace(a=1), 'SimpleNamespace'
+    src = _evil_saver_file(tmp_path, payload)
+    with pytest.raises(pickle.UnpicklingError, match=words):
+        load_training_checkpoint(str(src))
+    assert not marker.exists()
+    if kind == 'system':
+        dst = tmp_path / 'out.pth'
+        res = run_tool(src, dst)
+        assert res.returncode != 0
+        assert 'refused by torch.load(weights_only=True)' in res.stderr
+        assert 'system' in res.stderr, res.stderr
+        assert not marker.exists() and not dst.exists()
+
+
+def test_torch_without_scoped_allowlist(tmp_path, monkeypatch):
+    """torch 2.4 has only the process-wide list; torch < 2.4 none."""
+    src = tmp_path / 'last.pth.tar'
+    saver_checkpoint(src, SBResNetCIFAR(depth=11, sb_cfg=dict(pooled_size=10)),
+                     nn.Linear(256, 10))
+    ser = torch.serialization
+    monkeypatch.delattr(ser, 'safe_globals')
+    before = set(ser.get_safe_globals())
+    assert isinstance(load_training_checkpoint(str(src))['args'],
+                      argparse.Namespace)
+    assert set(ser.get_safe_globals()) == before
+    monkeypatch.delattr(ser, 'add_safe_globals')
+    with pytest.raises(pickle.UnpicklingError,
+                       match=r'argparse\.Namespace.*torch >= 2\.4.*never '
+                       r'loads it with weights_only=False'):
+        load_training_checkpoint(str(src))
+
+
+# ------------------------------------------------------ strict architecture
+@pytest.fixture(scope='module')
+def sb50():
+    return authors_layout(SBResNet(depth=50).state_dict())
+
+
+def _copy_block(sd, src, dst):
+    return {k.replace(src + '.', dst + '.'): v
+            for k, v in sd.items() if k.startswith(src + '.')}
+
+
+def test_inference_accepts_exactly_the_authors_networks(sb50):
+    assert infer_backbone_cfg(sb50) == dict(
+        type='SBResNet', depth=50, sb_stages=(True, True, True, False),
+        sb_cfg=dict(num_bias=3, kernel_size=3, pooled_size=10))
+    for depth in (101, 152):
+        cfg = infer_backbone_cfg(
+            authors_layout(
+                SBResNet(depth=depth, sb_stages=(False, True, True,
+                                                 False)).state_dict()))
+        assert (cfg['type'], cfg['depth'], cfg['sb_stages']) == (
+            'SBResNet', depth, (False, True, True, False))
+    plain_cifar = SBResNetCIFAR(depth=38, sb_stages=(False, ) * 3)
+    assert infer_backbone_cfg(plain_cifar.state_dict()) == dict(
+        type='SBResNetCIFAR', depth=38, sb_stages=(False, False, False))
+
+
+def test_block_counts_of_no_sb_resnet_are_an_error(sb50):
+    basic = ResNet(depth=18).state_dict()                    # (2, 2, 2, 2)
+    with pytest.raises(ValueError, match=r'basic blocks \(no conv3\) with '
+                       r'block counts \(2, 2, 2, 2\)'):
+        infer_backbone_cfg(basic)
+    demo = authors_layout(SBResNet(depth=26).state_dict())   # mmsb's own
+    with pytest.raises(ValueError, match=r'block counts \(2, 2, 2, 2\) '
+                       r'belong to no SB-ResNet; expected bottleneck'):
+        infer_backbone_cfg(demo)
+    short = {k: v for k, v in sb50.items() if not k.startswith('layer3.5.')}
+    with pytest.raises(ValueError, match=r'\(3, 4, 5, 3\) belong to no'):
+        convert_official_sb_resnet(short)
+    deep = dict(sb50)                                        # authors' 200
+    for b in range(4, 24):
+        deep.update(_copy_block(sb50, 'layer2.3', f'layer2.{b}'))
+    for b in range(6, 36):
+        deep.update(_copy_block(sb50, 'layer3.5', f'layer3.{b}'))
+    with pytest.raises(ValueError, match=r'\(3, 24, 36, 3\) \(depth 200\).*'
+                       r'SBResNet .* has no such depth'):
+        infer_backbone_cfg(deep)
+    cifar = authors_layout(SBResNetCIFAR(depth=11).state_dict())
+    uneven = dict(cifar, **_copy_block(cifar, 'layer2.0', 'layer2.1'))
+    with pytest.raises(ValueError, match=r'\(1, 2, 1\) belong to no'):
+        infer_backbone_cfg(uneven)
+    partial = {k: v for k, v in sb50.items()
+               if not k.startswith('layer2.1.SB')}
+    with pytest.raises(ValueError, match=r'layer2: spatial bias in blocks '
+                       r'\[0, 2, 3\] of 4'):
+        infer_backbone_cfg(partial)
+    thin = dict(sb50, **{'layer1.0.conv3.weight': torch.zeros(256, 64, 1, 1)})
+    with pytest.raises(ValueError, match=r'wrong shape.*layer1\.0\.conv3\.'
+                       r'weight: \(256, 64, 1, 1\) \(model \(256, 67, 1, 1\)'):
+        convert_official_sb_resnet(thin)
+
+
+def test_converter_rejects_foreign_keys():
+    with pytest.raises(ValueError, match='blocks.0.attn.qkv.weight'):
+        convert_official_sb_resnet({'blocks.0.attn.qkv.weight':
+                                    torch.zeros(1)})
+
+
+def test_old_layout_is_unsupported(sb50):
+    old = old_layout(sb50)
+    assert 'layer1.0.nlc_convolution.weight' in old
+    for fn in (infer_backbone_cfg, convert_official_sb_resnet):
+        with pytest.raises(ValueError, match=r"unsupported layout: .* such "
+                           r"as 'layer1\.0\.\w+_gc_reduction\.weight'"):
+            fn(old)
+
+
+@pytest.mark.parametrize('case', ['old-layout', 'basic-blocks'])
+def test_tool_refuses_unconvertible_files(tmp_path, case):
+    if case == 'old-layout':
+        sd = old_layout(authors_layout(SBResNetCIFAR(depth=11).state_dict()))
+        words = 'unsupported layout'
+    else:
+        sd = ResNet(depth=18).state_dict()
+        words = 'block counts (2, 2, 2, 2)'
+    src = tmp_path / 'model_best.pth.tar'
+    torch.save({'epoch': 3, 'arch': 'spatial_bias', 'state_dict': sd,
+                'optimizer': {'state': {}, 'param_groups': []},
+                'version': 2, 'args': argparse.Namespace(model='x')}, src)
+    dst = tmp_path / 'out.pth'
+    res = run_tool(src, dst)
+    assert res.returncode != 0
+    assert words in res.stderr, res.stderr
+    assert not dst.exists()
