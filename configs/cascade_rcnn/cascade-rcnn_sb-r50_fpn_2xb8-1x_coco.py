@@ -19,9 +19,11 @@ model = dict(
         norm_eval=True,
         # The plain torchvision ResNet-50 loads function-preservingly (the
         # bias channels start with zero weight in the next conv). To start
-        # from an ImageNet-trained SB-ResNet-50 instead, convert it with
+        # from an ImageNet SB-ResNet-50 trained with the authors' train.py
+        # instead (they publish no weights), convert it with
         #   python tools/model_converters/sbnet_to_mmsb.py \
-        #       sb_resnet50.pth checkpoints/sb-r50_backbone.pth --backbone-only
+        #       model_best.pth.tar checkpoints/sb-r50_backbone.pth \
+        #       --backbone-only
         # and set checkpoint='checkpoints/sb-r50_backbone.pth'.
         init_cfg=dict(type='Pretrained',
                       checkpoint='torchvision://resnet50')))

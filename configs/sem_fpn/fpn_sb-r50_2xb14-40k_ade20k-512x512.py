@@ -14,9 +14,10 @@ model = dict(
         sb_cfg=dict(num_bias=3, kernel_size=3, pooled_size=10)))
 # Init: the base's model.pretrained='open-mmlab://resnet50_v1c', a plain
 # ResNetV1c that SBResNet loads function-preservingly. To start from an
-# ImageNet SB-ResNet-50 instead, convert it with
+# ImageNet SB-ResNet-50 trained with the authors' train.py instead (they
+# publish no weights), convert it with
 #   python tools/model_converters/sbnet_to_mmsb.py \
-#       sb_resnet50.pth checkpoints/sb-r50_backbone.pth --backbone-only
+#       model_best.pth.tar checkpoints/sb-r50_backbone.pth --backbone-only
 # and set model = dict(pretrained=None, backbone=dict(..., init_cfg=dict(
 #     type='Pretrained', checkpoint='checkpoints/sb-r50_backbone.pth'))).
 # Note the authors' SB-ResNet-50 has the plain 7x7 stem: use type='SBResNet'
