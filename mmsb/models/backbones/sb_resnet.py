@@ -50,12 +50,6 @@ class SBBottleneck(Bottleneck):
         **kwargs: Arguments of mmdet's ``Bottleneck``.
     """
 
-    #: False runs the straightforward formulation: the residual sum in a new
-    #: tensor and the spatial bias step by step
-    #: (:func:`mmsb.models.layers.spatial_bias.set_fast_path` switches this
-    #: and every :class:`SpatialBias` of a model together).
-    fast_path = True
-
     def __init__(self,
                  inplanes: int,
                  planes: int,
@@ -125,20 +119,16 @@ class SBBottleneck(Bottleneck):
             identity = x
             out = self.conv1(x)
             if at_conv1:
-                # relu(norm1([conv1(x), SB(x)])), Eq. 1 (SpatialBias picks
-                # the fast or the straightforward formulation).
-                out = sb.fuse_norm_act(out, sb(x), self.norm1, self.relu)
-            else:
-                out = self.relu(self.norm1(out))
+                out = sb.fuse(out, sb(x))      # [conv1(x), SB(x)], Eq. 1
+            out = self.relu(self.norm1(out))
             if self.with_plugins:
                 out = self.forward_plugin(out, self.after_conv1_plugin_names)
 
             bias = sb(out) if at_conv2 else None
             out = self.conv2(out)
             if at_conv2:
-                out = sb.fuse_norm_act(out, bias, self.norm2, self.relu)
-            else:
-                out = self.relu(self.norm2(out))
+                out = sb.fuse(out, bias)       # [conv2(out), SB(out)], Eq. 1
+            out = self.relu(self.norm2(out))
             if self.with_plugins:
                 out = self.forward_plugin(out, self.after_conv2_plugin_names)
 
@@ -147,9 +137,7 @@ class SBBottleneck(Bottleneck):
                 out = self.forward_plugin(out, self.after_conv3_plugin_names)
             if self.downsample is not None:
                 identity = self.downsample(x)
-            if not self.fast_path:
-                return out + identity
-            out += identity       # in place, as mmdet's Bottleneck
+            out += identity
             return out
 
         if self.with_cp and x.requires_grad:

@@ -1,3 +1,4 @@
+import math
 import pytest
 import torch
 import torch.nn as nn
@@ -138,13 +139,16 @@ def test_onnx_export_matches_eager(tmp_path):
                                    rtol=1e-4)
 
 
-def test_batch16_inference_gemm_compression_equals_conv():
-    # From batch 16, CPU inference runs the 1x1 compression as a GEMM.
-    from mmsb.models.layers.spatial_bias import set_fast_path
-    sb = SpatialBias(32).eval()
-    x = torch.randn(16, 32, 21, 17)
-    with torch.no_grad():
-        fast = sb(x)
-        set_fast_path(sb, False)
-        ref = sb(x)
-    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+def test_mixing_conv_keeps_pytorch_default_init():
+    # The authors' ResNet re-initialises Conv2d (He, fan_out) and norms only;
+    # their 1-D mixing conv keeps PyTorch's kaiming_uniform(a=sqrt(5)), whose
+    # bound is 1/sqrt(fan_in). He-normal (fan_out) would exceed it.
+    sb = SpatialBias(64, pooled_size=10)
+    sb.init_weights()
+    bound = 1 / math.sqrt(100 * 3)
+    assert sb.mix.weight.abs().max() <= bound
+    assert sb.mix.bias.abs().max() <= bound
+    assert sb.mix.weight.std() > 0.5 * bound / math.sqrt(3)
+    fan_out = sb.reduce.weight.shape[0]          # 1x1 conv: C' * 1 * 1
+    assert float(sb.reduce.weight.std()) == pytest.approx(
+        math.sqrt(2 / fan_out), rel=0.1)
