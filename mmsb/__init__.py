@@ -1,15 +1,16 @@
 # Copyright (c) mmsb contributors. All rights reserved.
 """mmsb: Spatial Bias (Go & Ryu, arXiv 2302.12505) for OpenMMLab.
 
-Importing mmsb (every mmsb config does, through ``custom_imports``) activates
-the compatibility layer for current PyTorch (:mod:`mmsb.compat`), registers
-SpatialBias and the SB-ResNet backbones in mmsb's registry and in those of
-mmdet, mmseg and mmpretrain that are installed.
+Importing mmsb (every mmsb config does, through ``custom_imports``) only
+registers: SpatialBias and the SB-ResNet backbones in mmsb's registry and in
+those of mmdet, mmseg and mmpretrain that are installed, the globals of
+Runner checkpoints for torch's ``weights_only`` loading, and a DDP wrapper
+(:mod:`mmsb.compat`). The generated datasets of the demo configs live in
+:mod:`mmsb.data`, which those configs import themselves.
 """
-from . import compat  # noqa: F401  (first: patches must precede any Runner)
+from . import compat  # noqa: F401  (checkpoint allowlist, DDP wrapper)
 from .version import __version__, version_info
 from . import models  # noqa: F401,E402
-from . import data  # noqa: F401,E402  (demo datasets; after models)
 from .registry import register_downstream
 
 register_downstream()

@@ -1,8 +1,12 @@
 # Copyright (c) mmsb contributors. All rights reserved.
 """Keeps the OpenMMLab stack (mmengine 0.10.x) working on current PyTorch.
 
-Active on ``import mmsb``, which every mmsb config triggers through
-``custom_imports``. Three things, none of them a patch of library code:
+``import mmsb`` (every mmsb config triggers it through ``custom_imports``)
+does two things here, both registrations: it allowlists the globals of Runner
+checkpoints (1) and registers a DDP wrapper (3). It starts nothing: the
+process group of (2) is set up by tools/train.py and tools/test.py when they
+run a multi-process job on a host without CUDA. None of this patches library
+code.
 
 1. **Checkpoints under torch>=2.6.** ``torch.load`` defaults to
    ``weights_only=True`` there, and mmengine's Runner checkpoints hold a few
@@ -16,15 +20,17 @@ Active on ``import mmsb``, which every mmsb config triggers through
    loaded with ``weights_only=True``.
 2. **Multi-process training on a CPU-only host.** mmengine's pytorch launcher
    calls ``torch.cuda.set_device`` and initialises the configured (NCCL)
-   backend. When a process started by torchrun (``RANK``, ``LOCAL_RANK``,
-   ``WORLD_SIZE`` and ``MASTER_ADDR`` set) has no CUDA device, importing mmsb
-   initialises the process group with gloo instead; the Runner then finds it
-   initialised and skips its launcher. On a GPU host nothing happens.
+   backend. :func:`init_cpu_distributed_from_env` initialises the process
+   group of a torchrun-started process (``RANK``, ``LOCAL_RANK``,
+   ``WORLD_SIZE`` and ``MASTER_ADDR`` set) without CUDA with gloo instead, so
+   that the Runner finds it initialised and skips its launcher; our tools
+   call it, and say so in their log. On a GPU host it does nothing.
 3. **DDP on CPU modules.** The Runner passes ``device_ids=[LOCAL_RANK]`` to
    DDP, which DDP refuses for CPU modules. :class:`MMSBDistributedDataParallel`
    (registered in mmengine's MODEL_WRAPPERS, so every scope finds it) is
    mmengine's ``MMDistributedDataParallel`` that drops ``device_ids`` when the
-   module lives on the CPU; mmsb configs select it with ``model_wrapper_cfg``.
+   module lives on the CPU; tools/train.py and tools/test.py select it for
+   such runs (``model_wrapper_cfg``).
 """
 import os
 import warnings
@@ -144,4 +150,3 @@ class MMSBDistributedDataParallel(MMDistributedDataParallel):
 
 
 allow_runner_checkpoints()
-init_cpu_distributed_from_env()

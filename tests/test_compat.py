@@ -52,7 +52,6 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1))
 log_processor = dict(by_epoch=False)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')
 randomness = dict(seed=0)
 """
 
@@ -184,9 +183,11 @@ def test_history_buffer_statistics_methods_round_trip(tmp_path):
 
 _DDP_WORKER = """
 import json, os, sys, torch
-import mmsb  # initialises gloo from the torchrun-style environment
+import mmsb
 import torch.distributed as dist
-from mmsb.compat import MMSBDistributedDataParallel
+from mmsb.compat import MMSBDistributedDataParallel, init_cpu_distributed_from_env
+assert not dist.is_initialized()   # importing mmsb starts nothing
+assert init_cpu_distributed_from_env()
 assert dist.is_initialized() and dist.get_backend() == 'gloo'
 rank = dist.get_rank()
 torch.manual_seed(rank)          # different data per rank
@@ -219,6 +220,44 @@ def test_gloo_and_cpu_ddp_in_two_processes(tmp_path):
     assert all(r['world'] == 2 for r in results)
     # DDP averaged the gradients: both ranks hold the same values
     assert results[0]['grad'] == results[1]['grad']
+
+
+_USER_INIT = """
+import os, torch.distributed as dist
+import mmsb  # noqa: F401
+assert not dist.is_initialized()
+# the user's own process group, after importing mmsb, as in any script
+dist.init_process_group('gloo', rank=int(os.environ['RANK']),
+                        world_size=int(os.environ['WORLD_SIZE']))
+print('ok', dist.get_world_size())
+dist.destroy_process_group()
+"""
+
+
+def test_import_starts_no_process_group(tmp_path):
+    """With torchrun's variables set, ``import mmsb`` leaves the process
+    group to the user (it used to start gloo itself, and a user's own
+    init_process_group then failed)."""
+    script = tmp_path / 'user.py'
+    script.write_text(_USER_INIT)
+    env = dict(ENV, RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
+               MASTER_ADDR='127.0.0.1', MASTER_PORT='29733')
+    res = subprocess.run([PY, str(script)], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ['ok', '1']
+
+
+def test_import_registers_no_demo_datasets():
+    """The demo datasets come with ``import mmsb.data`` (the demo configs'
+    custom_imports), not with ``import mmsb``."""
+    code = ('import sys, mmsb; from mmdet.registry import DATASETS; '
+            'print(DATASETS.get("DemoCocoDataset") is None, '
+            '"mmsb.data" in sys.modules)')
+    res = subprocess.run([PY, '-c', code], env=ENV, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ['True', 'False']
 
 
 def test_no_process_group_without_torchrun_env(monkeypatch):

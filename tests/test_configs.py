@@ -209,6 +209,8 @@ def _check_init(cfg, exp):
     else:
         assert backbone.get('init_cfg') is None  # trained from scratch
         assert cfg.model.get('pretrained') is None
+        # As the authors' ResNet: no zero-initialised last BN per block.
+        assert backbone.zero_init_residual is False
 
 
 @pytest.mark.parametrize('name', sorted(EXPECTED))
@@ -217,7 +219,8 @@ def test_config_matches_paper_and_builds(name):
     cfg = Config.fromfile(osp.join(ROOT, 'configs', name))
     assert cfg.custom_imports == dict(
         imports=['mmsb'], allow_failed_imports=False)
-    assert cfg.model_wrapper_cfg.type == 'MMSBDistributedDataParallel'
+    # Our tools pick the CPU DDP wrapper themselves; configs stay stock.
+    assert 'model_wrapper_cfg' not in cfg
     assert ('sb-' in osp.basename(name)) == (exp['sb_stages'] is not None)
     _check_schedule(cfg, exp)
     _check_data(cfg, exp)
@@ -243,6 +246,10 @@ def test_config_matches_paper_and_builds(name):
         assert model.head.num_classes == exp['num_classes']
         assert model.head.fc.in_features == exp['head_in_channels']
         assert type(model.neck).__name__ == 'GlobalAveragePooling'
+    if exp['task'] not in ('det', 'seg'):
+        model.init_weights()
+        last_bns = [m.norm3 for m in backbone.modules() if hasattr(m, 'norm3')]
+        assert last_bns and all(bool((bn.weight == 1).all()) for bn in last_bns)
     if 'params_m' in exp:
         params = sum(p.numel() for p in model.parameters())
         assert round(params / 1e6, 2) == pytest.approx(exp['params_m'])

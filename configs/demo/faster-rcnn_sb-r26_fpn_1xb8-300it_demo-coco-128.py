@@ -5,8 +5,8 @@ _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmsb'], allow_failed_imports=False)
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')
+custom_imports = dict(
+    imports=['mmsb', 'mmsb.data'], allow_failed_imports=False)
 
 img_size = 128
 num_classes = 3

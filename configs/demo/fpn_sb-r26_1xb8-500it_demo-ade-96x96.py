@@ -5,8 +5,8 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py',
 ]
-custom_imports = dict(imports=['mmsb'], allow_failed_imports=False)
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')
+custom_imports = dict(
+    imports=['mmsb', 'mmsb.data'], allow_failed_imports=False)
 
 img_size = 96
 crop_size = (img_size, img_size)

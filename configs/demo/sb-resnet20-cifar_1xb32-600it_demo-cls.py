@@ -4,8 +4,8 @@ _base_ = [
     'mmpretrain::_base_/models/resnet18_cifar.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmsb'], allow_failed_imports=False)
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')
+custom_imports = dict(
+    imports=['mmsb', 'mmsb.data'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(

@@ -32,6 +32,3 @@ model = dict(
 # lr 0.02 needs no scaling.
 train_dataloader = dict(batch_size=8)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
-
-# mmengine's DDP wrapper that also runs on CPU (gloo); same on GPU.
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')

@@ -5,6 +5,3 @@ _base_ = './resnet38_1xb64-300e_cifar100.py'
 custom_imports = dict(imports=['mmsb'], allow_failed_imports=False)
 
 model = dict(backbone=dict(depth=110))
-
-# mmengine's DDP wrapper that also runs on CPU (gloo); same on GPU.
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')

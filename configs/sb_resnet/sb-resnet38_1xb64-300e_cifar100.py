@@ -11,6 +11,3 @@ model = dict(
     backbone=dict(
         sb_stages=(True, True, False),
         sb_cfg=dict(num_bias=3, kernel_size=3, pooled_size=6)))
-
-# mmengine's DDP wrapper that also runs on CPU (gloo); same on GPU.
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')

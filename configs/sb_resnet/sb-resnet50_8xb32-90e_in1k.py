@@ -11,6 +11,3 @@ model = dict(
         # Stages 1-3, 3 bias maps pooled to 10x10 (Table 6's best).
         sb_stages=(True, True, True, False),
         sb_cfg=dict(num_bias=3, kernel_size=3, pooled_size=10)))
-
-# mmengine's DDP wrapper that also runs on CPU (gloo); same on GPU.
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')

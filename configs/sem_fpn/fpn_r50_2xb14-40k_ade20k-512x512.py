@@ -31,6 +31,3 @@ param_scheduler = [
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=4000))
-
-# mmengine's DDP wrapper that also runs on CPU (gloo); same on GPU.
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')

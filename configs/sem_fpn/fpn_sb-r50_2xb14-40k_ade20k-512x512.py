@@ -22,6 +22,3 @@ model = dict(
 #     type='Pretrained', checkpoint='checkpoints/sb-r50_backbone.pth'))).
 # Note the authors' SB-ResNet-50 has the plain 7x7 stem: use type='SBResNet'
 # with contract_dilation=True there, not SBResNetV1c.
-
-# mmengine's DDP wrapper that also runs on CPU (gloo); same on GPU.
-model_wrapper_cfg = dict(type='MMSBDistributedDataParallel')

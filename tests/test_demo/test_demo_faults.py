@@ -93,23 +93,23 @@ def test_demo_dataset_root_may_be_missing(tmp_path, task):
     """The one exception of the preflight: a demo dataset's data_root is
     made on first use, so its absence is not an error (and checking it
     writes nothing)."""
-    preflight = load_tool('_preflight')
-    cfg = preflight.load_config(CONFIGS[task])
+    common = load_tool('_common')
+    cfg = common.load_config(CONFIGS[task])
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.data_root = str(tmp_path / 'new')
-    preflight.check_datasets(cfg, CONFIGS[task])
+    common.check_datasets(cfg, CONFIGS[task])
     assert not (tmp_path / 'new').exists()
 
 
 def test_missing_root_of_other_dataset_types_still_fails(tmp_path):
-    preflight = load_tool('_preflight')
-    cfg = preflight.load_config(CONFIGS['det'])
+    common = load_tool('_common')
+    cfg = common.load_config(CONFIGS['det'])
     cfg.train_dataloader.dataset.type = 'CocoDataset'
     cfg.train_dataloader.dataset.data_root = str(tmp_path / 'coco')
-    with pytest.raises(preflight.PreflightError,
+    with pytest.raises(common.PreflightError,
                        match=r'train_dataloader\.dataset\.data_root does '
                        r'not exist'):
-        preflight.check_datasets(cfg, CONFIGS['det'])
+        common.check_datasets(cfg, CONFIGS['det'])
 
 
 @pytest.mark.slow

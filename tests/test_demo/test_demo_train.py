@@ -80,7 +80,7 @@ def test_train_resume_test(tmp_path, task):
 # A demo config plus a hook of demo_hooks.py (importable via PYTHONPATH).
 HOOK_CONFIG = """\
 _base_ = {base!r}
-custom_imports = dict(imports=['mmsb', 'demo_hooks'],
+custom_imports = dict(imports=['mmsb', 'mmsb.data', 'demo_hooks'],
                       allow_failed_imports=False)
 custom_hooks = [{hook}]
 """
