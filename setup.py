@@ -70,6 +70,8 @@ if __name__ == '__main__':
     det = parse_requirements('det.txt')
     seg = parse_requirements('seg.txt')
     cls = parse_requirements('cls.txt')
+    # grad-cam's own needs (it also asks for opencv-python-headless).
+    cam = parse_requirements('cam.txt') + ['ttach', 'scikit-learn']
     setup(
         name='mmsb',
         version=get_version(),
@@ -93,7 +95,8 @@ if __name__ == '__main__':
             'seg': seg,
             'cls': cls,
             'pretrain': cls,
-            'all': det + seg + cls + parse_requirements('optional.txt'),
+            'cam': cam,
+            'all': det + seg + cls + cam + parse_requirements('optional.txt'),
             'tests': parse_requirements('tests.txt'),
         },
         zip_safe=False)

@@ -5,6 +5,14 @@
 #   tools/setup_env.sh            # idempotent: seconds when everything is in place
 #   MMSB_VENV=/path tools/setup_env.sh
 #   MMSB_WHEEL_CACHE=/path        # where built mmcv wheels are kept (default ~/.cache/mmsb/wheels)
+#   MMSB_TORCH=existing MMSB_VENV=/path/to/env tools/setup_env.sh
+#                                 # keep the torch (and numpy, OpenCV) that env already has,
+#                                 # e.g. a CUDA machine's own PyTorch; the OpenMMLab pins and
+#                                 # the mmcv build are the same
+#   MAX_JOBS=N                    # mmcv build parallelism (default: all cores)
+#   TORCH_CUDA_ARCH_LIST="8.0;9.0"  # GPUs to build mmcv's CUDA ops for (default: this one's)
+#
+# Offline hosts: pip's own PIP_NO_INDEX=1 PIP_FIND_LINKS=/dir/of/wheels work unchanged.
 #
 # Why each pin is what it is: README.md, "Tested versions".
 set -euo pipefail
@@ -15,6 +23,8 @@ PY="${MMSB_PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 TORCH_VERSION=2.13.0
 TORCHVISION_VERSION=0.28.0
+EXISTING_TORCH=0
+[[ "${MMSB_TORCH:-}" == existing ]] && EXISTING_TORCH=1
 MMCV_VERSION=2.1.0
 CACHE="${MMSB_WHEEL_CACHE:-$HOME/.cache/mmsb/wheels}"
 STAMP="$VENV/.mmsb-setup-stamp"
@@ -26,7 +36,8 @@ elapsed() { printf '        done in %ss\n' "$((SECONDS - $1))"; }
 
 # The stamp records everything the install depends on; if it matches, nothing is redone.
 want_stamp() {
-  cat "$ROOT/tools/setup_env.sh" "$ROOT"/requirements/*.txt "$ROOT/setup.py" | sha256sum | cut -d' ' -f1
+  { cat "$ROOT/tools/setup_env.sh" "$ROOT"/requirements/*.txt "$ROOT/setup.py"; echo "torch=${MMSB_TORCH:-pinned}"; } \
+    | sha256sum | cut -d' ' -f1
 }
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(want_stamp)" && -x "$VENV/bin/python" ]]; then
   echo "[setup] environment in ${VENV#$ROOT/} is up to date"
@@ -43,15 +54,24 @@ t=$SECONDS
 "${PIP[@]}" install -q --upgrade "pip>=23" "setuptools>=77.0.3,<81" wheel ninja
 elapsed $t
 
-say "torch ${TORCH_VERSION} + torchvision ${TORCHVISION_VERSION} (regular build; large download on a fresh machine)"
-t=$SECONDS
-# '===' is arbitrary equality: it refuses the local '2.13.0+cpu' wheel that pip's
-# configuration prefers here, with which torchvision's compiled ops cannot load.
-if ! "$VENV/bin/python" -c "import torch, torchvision, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')" 2>/dev/null; then
-  "${PIP[@]}" install --progress-bar on "torch===${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
-    "numpy>=1.23,<2.0"
+if [[ $EXISTING_TORCH == 1 ]]; then
+  say "torch: the one already in ${VENV} (MMSB_TORCH=existing)"
+  t=$SECONDS
+  if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    echo "[setup] MMSB_TORCH=existing, but $VENV/bin/python cannot import torch" >&2
+    exit 1
+  fi
+else
+  say "torch ${TORCH_VERSION} + torchvision ${TORCHVISION_VERSION} (regular build; large download on a fresh machine)"
+  t=$SECONDS
+  # '===' is arbitrary equality: it refuses the local '2.13.0+cpu' wheel that pip's
+  # configuration prefers here, with which torchvision's compiled ops cannot load.
+  if ! "$VENV/bin/python" -c "import torch, torchvision, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')" 2>/dev/null; then
+    "${PIP[@]}" install --progress-bar on "torch===${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
+      "numpy>=1.23,<2.0"
+  fi
 fi
-"$VENV/bin/python" -c "import torch, torchvision; print('        torch', torch.__version__, 'torchvision', torchvision.__version__)"
+"$VENV/bin/python" -c "import torch, torchvision; print('        torch', torch.__version__, 'torchvision', torchvision.__version__, '| CUDA', torch.version.cuda, '| GPU:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none')"
 elapsed $t
 
 say "mmcv ${MMCV_VERSION} with ops (built once per machine, cached in $CACHE)"
@@ -61,17 +81,31 @@ if command -v nvcc >/dev/null 2>&1 && "$VENV/bin/python" -c "import torch,sys; s
   WITH_CUDA=1
 fi
 PLAT="$("$VENV/bin/python" -c "import sysconfig,sys; print(f'cp{sys.version_info.major}{sys.version_info.minor}-' + sysconfig.get_platform().replace('-', '_'))")"
-KEY="torch-${TORCH_VERSION}-${PLAT}-$([[ $WITH_CUDA == 1 ]] && echo cuda || echo cpu)"
+TORCH_BUILT="$("$VENV/bin/python" -c "import torch; print(torch.__version__.split('+')[0])")"
+if [[ $WITH_CUDA == 1 ]]; then
+  # Build the CUDA ops for this machine's GPU only (minutes instead of a quarter
+  # hour per architecture); set TORCH_CUDA_ARCH_LIST yourself for other GPUs.
+  if [[ -z "${TORCH_CUDA_ARCH_LIST:-}" ]]; then
+    TORCH_CUDA_ARCH_LIST="$("$VENV/bin/python" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability(0))")"
+  fi
+  export TORCH_CUDA_ARCH_LIST
+  FLAVOUR="cuda$("$VENV/bin/python" -c "import torch; print(torch.version.cuda)")-sm${TORCH_CUDA_ARCH_LIST//[^0-9]/}"
+else
+  FLAVOUR=cpu
+fi
+KEY="torch-${TORCH_BUILT}-${PLAT}-${FLAVOUR}"
 WHEEL_DIR="$CACHE/$KEY"
 if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_VERSION')" 2>/dev/null; then
   if ! ls "$WHEEL_DIR"/mmcv-${MMCV_VERSION}-*.whl >/dev/null 2>&1; then
-    echo "        no cached wheel for $KEY: building from the sdist (about 8 minutes on 2 cores)"
+    JOBS="${MAX_JOBS:-$(nproc)}"
+    echo "        no cached wheel for $KEY: building from the sdist with $JOBS jobs (about 13 minutes on 2 cores)"
     mkdir -p "$WHEEL_DIR"
     BUILD_LOG="$WHEEL_DIR/build.log"
     # mmcv's build needs these importable at build time (no build isolation).
-    "${PIP[@]}" install -q "mmengine==0.10.7" "opencv-python<4.12" "packaging" "pyyaml" "addict" "yapf"
+    "${PIP[@]}" install -q --no-deps "mmengine==0.10.7" "packaging" "pyyaml" "addict" "yapf" "termcolor" "platformdirs"
+    "$VENV/bin/python" -c "import cv2" 2>/dev/null || "${PIP[@]}" install -q "opencv-python<4.12"
     (
-      export MMCV_WITH_OPS=1 FORCE_CUDA=$WITH_CUDA MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+      export MMCV_WITH_OPS=1 FORCE_CUDA=$WITH_CUDA MAX_JOBS="$JOBS"
       "${PIP[@]}" wheel --no-build-isolation --no-deps -v "mmcv==${MMCV_VERSION}" -w "$WHEEL_DIR.tmp"
     ) >"$BUILD_LOG" 2>&1 &
     pid=$!
@@ -93,10 +127,25 @@ elapsed $t
 
 say "OpenMMLab stack (mmengine, mmdet, mmsegmentation, mmpretrain, openmim) and test tools"
 t=$SECONDS
-"${PIP[@]}" install -q -r "$ROOT/requirements/stack.txt" -r "$ROOT/requirements/tests.txt" \
-  "torch===${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" "mmcv==${MMCV_VERSION}" \
-  "setuptools>=77.0.3,<81"
-"${PIP[@]}" install -q --no-deps "openmim==0.3.9"
+if [[ $EXISTING_TORCH == 1 ]]; then
+  # Keep the environment's own torch, numpy and OpenCV: the pinned packages go in
+  # without their dependencies (mmengine asks for opencv-python, which would sit
+  # beside an opencv-python-headless), then everything they import.
+  STACK="$(mktemp)"
+  grep -hvE '^(numpy|opencv-python)' "$ROOT/requirements/stack.txt" "$ROOT/requirements/tests.txt" >"$STACK"
+  "${PIP[@]}" install -q --no-deps -r "$STACK" "mmcv==${MMCV_VERSION}" "openmim==0.3.9"
+  "${PIP[@]}" install -q -r "$ROOT/requirements/stack-deps.txt"
+  rm -f "$STACK"
+else
+  "${PIP[@]}" install -q -r "$ROOT/requirements/stack.txt" -r "$ROOT/requirements/tests.txt" \
+    "torch===${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" "mmcv==${MMCV_VERSION}" \
+    "setuptools>=77.0.3,<81"
+  "${PIP[@]}" install -q --no-deps "openmim==0.3.9"
+fi
+# grad-cam (the `cam` extra) asks for opencv-python-headless, a second OpenCV
+# beside opencv-python: install it without dependencies, then what it imports.
+"${PIP[@]}" install -q --no-deps -r "$ROOT/requirements/cam.txt"
+"${PIP[@]}" install -q ttach scikit-learn
 elapsed $t
 
 say "mmsb (editable)"
@@ -112,7 +161,7 @@ fi
 elapsed $t
 
 say "pip check"
-"${PIP[@]}" check || echo "        (pip check reports the conflicts above; openmim's optional opendatalab chain is left out on purpose)"
+"${PIP[@]}" check || echo "        (pip check reports the conflicts above: openmim's optional opendatalab chain and grad-cam's opencv-python-headless are left out on purpose)"
 
 say "import check"
 "$VENV/bin/python" - <<'EOF'

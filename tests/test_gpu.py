@@ -1,0 +1,146 @@
+"""The GPU path: SB-ResNet on CUDA against the CPU, autocast, channels_last,
+torch.compile, a demo detector trained with --amp, and tools/dist_train.sh
+with NCCL. Every test is marked ``gpu`` and skips where CUDA is absent
+(``pytest -m gpu`` runs only these; ``make test`` runs them on a GPU host).
+"""
+import glob
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), 'test_demo'))
+from demo_utils import (CONFIGS, REPO, explain, free_port,  # noqa: E402
+                        overrides, run, tool)
+
+from mmsb.models import SBResNet  # noqa: E402
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(),
+                       reason='CUDA is not available'),
+]
+
+
+@pytest.fixture
+def exact_fp32():
+    """No TF32: cuDNN and cuBLAS compute in full fp32, as the CPU does."""
+    old = (torch.backends.cudnn.allow_tf32,
+           torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    (torch.backends.cudnn.allow_tf32,
+     torch.backends.cuda.matmul.allow_tf32) = old
+
+
+def _model(train):
+    torch.manual_seed(0)
+    model = SBResNet(depth=26, base_channels=16, out_indices=(0, 1, 2, 3),
+                     sb_stages=(True, True, True, True))
+    model.init_weights()
+    return model.train(train)
+
+
+def _rel(a, b):
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+def _run(model, x):
+    outs = model(x)
+    loss = sum(o.float().pow(2).mean() for o in outs)
+    loss.backward()
+    grads = {n: p.grad.detach().float().cpu()
+             for n, p in model.named_parameters() if p.grad is not None}
+    return [o.detach().float().cpu() for o in outs], grads
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_cuda_equals_cpu_fp32(exact_fp32, train):
+    """Forward and backward on CUDA equal the CPU's (fp32, no TF32), for a
+    batch of one non-square image and a batch of two."""
+    for shape in [(1, 3, 70, 90), (2, 3, 64, 64)]:
+        x = torch.randn(*shape)
+        cpu_out, cpu_grads = _run(_model(train), x)
+        gpu_out, gpu_grads = _run(_model(train).cuda(), x.cuda())
+        for a, b in zip(gpu_out, cpu_out):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+        assert gpu_grads.keys() == cpu_grads.keys()
+        worst = max(_rel(gpu_grads[k], cpu_grads[k]) for k in cpu_grads)
+        assert worst < 1e-3, worst
+
+
+@pytest.mark.parametrize('dtype,tol', [(torch.float16, 2e-2),
+                                       (torch.bfloat16, 5e-2)])
+def test_autocast_close_to_fp32(dtype, tol):
+    """Under autocast the outputs stay within ``tol`` (relative norm) of
+    fp32, and the gradients within 5x that."""
+    x = torch.randn(2, 3, 96, 128, device='cuda')
+    ref_out, ref_grads = _run(_model(True).cuda(), x)
+    with torch.autocast('cuda', dtype=dtype):
+        model = _model(True).cuda()
+        outs = model(x)
+        loss = sum(o.float().pow(2).mean() for o in outs)
+    loss.backward()
+    for o, r in zip(outs, ref_out):
+        assert o.dtype == dtype
+        assert _rel(o.detach().cpu(), r) < tol
+    for n, p in model.named_parameters():
+        if n in ref_grads and ref_grads[n].norm() > 0:
+            assert _rel(p.grad.cpu(), ref_grads[n]) < 5 * tol, n
+
+
+def test_channels_last(exact_fp32):
+    x = torch.randn(2, 3, 75, 99, device='cuda')
+    ref = _model(False).cuda()(x)
+    model = _model(False).cuda().to(memory_format=torch.channels_last)
+    outs = model(x.contiguous(memory_format=torch.channels_last))
+    for o, r in zip(outs, ref):
+        torch.testing.assert_close(o, r, atol=1e-4, rtol=1e-4)
+
+
+def test_torch_compile_backbone(exact_fp32):
+    model = _model(False).cuda()
+    x = torch.randn(2, 3, 80, 112, device='cuda')
+    with torch.no_grad():
+        ref = model(x)
+        outs = torch.compile(model)(x)
+    for o, r in zip(outs, ref):
+        torch.testing.assert_close(o, r, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_demo_detector_trains_on_cuda_with_amp(tmp_path):
+    work = tmp_path / 'work'
+    proc = run(tool('train.py') + [
+        CONFIGS['det'], '--work-dir', str(work), '--amp', '--cfg-options',
+        *overrides('det', tmp_path, max_iters=3, ckpt_interval=3)
+    ], cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, explain(proc)
+    [log] = glob.glob(str(work / '*' / '*.log'))
+    with open(log) as f:
+        text = f.read()
+    assert 'AmpOptimWrapper' in text
+    assert (work / 'iter_3.pth').is_file()
+    ckpt = torch.load(work / 'iter_3.pth', map_location='cpu',
+                      weights_only=False)
+    assert 'loss_scaler' in ckpt['optimizer']  # AmpOptimWrapper's scaler
+    assert 'CUDA available: True' in text
+
+
+@pytest.mark.slow
+def test_dist_train_one_nccl_rank(tmp_path):
+    work = tmp_path / 'work'
+    proc = run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'),
+                CONFIGS['cls'], '1', '--work-dir', str(work),
+                '--cfg-options', *overrides('cls', tmp_path)],
+               cwd=tmp_path, timeout=600,
+               extra_env=dict(PYTHON=sys.executable, PORT=str(free_port())))
+    assert proc.returncode == 0, explain(proc)
+    [log] = glob.glob(str(work / '*' / '*.log'))
+    with open(log) as f:
+        text = f.read()
+    assert 'Distributed training: True' in text
+    assert "backend='nccl'" in text
+    assert (work / 'iter_2.pth').is_file()
