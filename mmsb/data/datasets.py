@@ -8,7 +8,7 @@ Registered in the DATASETS registry of each installed toolbox:
 ``DemoClsDataset`` (mmpretrain, a ``CustomDataset``). Besides their parent's
 arguments they take ``demo_cfg``: ``num_train``, ``num_val``, ``img_size``,
 ``seed`` of the generator (defaults: :data:`mmsb.data.demo.DEFAULTS`).
-``generates_on_first_use`` tells tools/_preflight.py that a ``data_root``
+``generates_on_first_use`` tells tools/_common.py that a ``data_root``
 which does not exist yet is fine.
 """
 from importlib.util import find_spec
@@ -91,3 +91,20 @@ if find_spec('mmpretrain') is not None:
             super().__init__(*args, data_root=data_root, **kwargs)
 
     __all__.append('DemoClsDataset')
+
+    @MMPRETRAIN_DATASETS.register_module(force=True)
+    class PathfinderDataset(CustomDataset):
+        """Pathfinder (:mod:`mmsb.data.pathfinder`) in ``CustomDataset``
+        folder layout (``<split>/{connected,disconnected}/*.png``; the
+        classes are the folder names, in this order), generated on first
+        use. ``demo_cfg`` also takes the renderer's difficulty
+        options (``num_distractors``, ``length``, ``min_dist``, ...)."""
+
+        generates_on_first_use = True
+
+        def __init__(self, *args, data_root='data/demo/pathfinder/',
+                     demo_cfg=None, **kwargs):
+            _generate('pathfinder', type(self).__name__, data_root, demo_cfg)
+            super().__init__(*args, data_root=data_root, **kwargs)
+
+    __all__.append('PathfinderDataset')
