@@ -8,6 +8,7 @@ trains one iteration with its own optim wrapper on small generated inputs
 (no pretrained weights, nothing downloaded; SyncBN reverted to BN as
 mmengine's Runner does in a single process).
 """
+import importlib
 import os.path as osp
 import re
 
@@ -112,7 +113,6 @@ def test_builds_and_trains_one_iteration(name):
     _, backbone_type, task = BEYOND_PAPER[name]
     cfg = _load(name)
     init_default_scope(cfg.default_scope)
-    import importlib
     registry = importlib.import_module(f'{cfg.default_scope}.registry')
     cfg.model.backbone.init_cfg = None  # nothing is downloaded in tests
     # Without pretrained weights mmdet zero-inits each block's last norm,

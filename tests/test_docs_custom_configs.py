@@ -13,6 +13,7 @@ ResNet-50) are put, with random weights of the right layout, where
 """
 import contextlib
 import glob
+import importlib
 import io
 import json
 import logging
@@ -125,7 +126,6 @@ def _randomize(model, seed):
 
 
 def _build_stock(scope, model_cfg):
-    import importlib
     with DefaultScope.overwrite_default_scope(scope):
         registry = importlib.import_module(f'{scope}.registry').MODELS
         return registry.build(model_cfg)
@@ -194,6 +194,16 @@ def build(name, tmp_path, text=None, init=True):
     return model, cfg, '\n'.join(handler.lines + [printed.getvalue()])
 
 
+def assert_only_spatial_bias_missing(log):
+    """'Every other tensor was loaded': mmengine's list of missing keys
+    names spatial bias tensors only, 7 per SB block (13 in an R-50)."""
+    [line] = [ln for ln in log.splitlines()
+              if ln.startswith('missing keys in source state_dict: ')]
+    names = line.split(': ', 1)[1].split(', ')
+    assert all('.spatial_bias.' in n for n in names), names
+    assert len(names) == 7 * 13
+
+
 def _same_outputs(a, b, size=64):
     a, b = revert_sync_batchnorm(a), revert_sync_batchnorm(b)
     a.eval()  # mmdet's ResNet.train returns None, not the module
@@ -212,6 +222,7 @@ def test_swap_detector_loads_torchvision_function_preservingly(env):
     model, cfg, log = build('swap-detector', env)
     assert type(model.backbone).__name__ == 'SBResNet'
     assert_quoted('log', 'swap-detector', log)
+    assert_only_spatial_bias_missing(log)
     stock_cfg = get_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py')
     stock = _build_stock('mmdet', stock_cfg.model.backbone)
     stock.init_weights()
@@ -295,6 +306,7 @@ def test_init_from_mmpretrain_resnet(env):
     model, _, log = build('init-mmpretrain-resnet', env)
     assert_quoted('log', 'init-mmpretrain-resnet', log)
     assert 'unexpected key' not in log  # the head is cut off by the prefix
+    assert_only_spatial_bias_missing(log)
     ckpt = torch.load(osp.join(os.environ['TORCH_HOME'], 'hub',
                                'checkpoints', osp.basename(MMPRETRAIN_R50)))
     sd = ckpt['state_dict']
@@ -355,7 +367,8 @@ def sb_classifier_checkpoint(env):
     """A Runner checkpoint of configs/sb_resnet's SB-ResNet-50 classifier,
     where the example looks for it."""
     cfg = Config.fromfile(
-        osp.join(ROOT, 'configs', 'sb_resnet', 'sb-resnet50_8xb32-90e_in1k.py'))
+        osp.join(ROOT, 'configs', 'sb_resnet',
+                 'sb-resnet50_8xb32-90e_in1k.py'))
     classifier = _randomize(_build_stock('mmpretrain', cfg.model), 5)
     path = env / 'work_dirs' / 'sb-resnet50_8xb32-90e_in1k' / 'epoch_90.pth'
     path.parent.mkdir(parents=True)
@@ -414,9 +427,11 @@ def test_frozen_stages_freeze_the_spatial_bias_branch(env):
     for name, p in backbone.named_parameters():
         frozen = name.startswith(('conv1.', 'bn1.', 'layer1.', 'layer2.'))
         assert p.requires_grad != frozen, name
-    sb_in = {name.split('.')[0]: any('.spatial_bias.' in n for n, _ in
-                                     getattr(backbone, name).named_parameters())
-             for name in backbone.res_layers}
+    sb_in = {
+        name: any('.spatial_bias.' in n
+                  for n, _ in getattr(backbone, name).named_parameters())
+        for name in backbone.res_layers
+    }
     assert sb_in == dict(layer1=True, layer2=True, layer3=True, layer4=False)
     for name, m in backbone.named_modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

@@ -123,8 +123,8 @@ def infer(task, tmp, ckpt, scope):
     # cwd: an empty folder, so nothing can come from the checkout's data.
     cwd = tmp / f'infer-{scope}'
     cwd.mkdir()
-    proc = run([sys.executable, '-c', HEAD + SCRIPTS[task] + TAIL, CONFIGS[task],
-                str(ckpt), img, scope], cwd=cwd)
+    proc = run([sys.executable, '-c', HEAD + SCRIPTS[task] + TAIL,
+                CONFIGS[task], str(ckpt), img, scope], cwd=cwd)
     assert proc.returncode == 0, explain(proc)
     [line] = [ln for ln in proc.stdout.splitlines()
               if ln.startswith('RESULT ')]
