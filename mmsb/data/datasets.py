@@ -19,10 +19,14 @@ from .demo import (CLASSES, PALETTE, SEG_CLASSES, SEG_PALETTE,
 __all__ = []
 
 
-def _generate(task, dataset, data_root, demo_cfg):
+def _check_root(dataset, data_root):
     if not isinstance(data_root, str) or not data_root or '://' in data_root:
         raise ValueError(f'{dataset}: data_root must be a local folder to '
                          f'generate the demo data in, got {data_root!r}')
+
+
+def _generate(task, dataset, data_root, demo_cfg):
+    _check_root(dataset, data_root)
     generate_if_missing(task, data_root, **(demo_cfg or {}))
 
 
@@ -39,8 +43,19 @@ if find_spec('mmdet') is not None:
 
         def __init__(self, *args, data_root='data/demo/coco/', demo_cfg=None,
                      **kwargs):
-            _generate('det', type(self).__name__, data_root, demo_cfg)
+            _check_root(type(self).__name__, data_root)
+            self._demo_cfg = demo_cfg
             super().__init__(*args, data_root=data_root, **kwargs)
+
+        def full_init(self):
+            # Generate when the files are first read, not on construction:
+            # mmdet's DetInferencer builds the test dataset with
+            # lazy_init=True only to read its palette, and must not write
+            # 1100 images under the caller's working directory.
+            if not self._fully_initialized:
+                _generate('det', type(self).__name__, self.data_root,
+                          self._demo_cfg)
+            super().full_init()
 
     __all__.append('DemoCocoDataset')
 
