@@ -305,6 +305,19 @@ class SBResNet(ResNet):
         ``_load_from_state_dict`` first), on the loader's copy of the dict.
         """
         own = self.state_dict(keep_vars=True)
+        if not prefix and state_dict and not any(k in state_dict
+                                                 for k in own):
+            # Loaded as the root module (init_cfg=Pretrained, or
+            # load_checkpoint(backbone, ...)) and not one name fits: mmengine
+            # would only log the keys and leave the backbone as it was.
+            found = list(state_dict)
+            raise ValueError(
+                f'{type(self).__name__}: the checkpoint holds none of the '
+                f"backbone's {len(own)} tensors (it has e.g. "
+                f'{", ".join(found[:3])}; the backbone expects e.g. '
+                f'{", ".join(list(own)[:3])}). For the backbone of a '
+                f'detector, segmentor or classifier checkpoint, set '
+                f"prefix='backbone.' in init_cfg.")
         padded = []
         for name, block in self.sb_blocks():
             widened = block.widened_layers()
