@@ -96,6 +96,9 @@ def load_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
 
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:
+        # as the Runner does: mmpretrain configs keep it at the top level
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     if isinstance(model_cfg.get('backbone'), dict):
         model_cfg['backbone'] = dict(model_cfg['backbone'])
         model_cfg['backbone'].pop('init_cfg', None)

@@ -105,3 +105,17 @@ def test_quick_mode_writes_the_report(tmp_path):
     assert again.returncode == 2
     assert 'exists; pass --force' in again.stderr
     assert out.read_text() == text
+
+    # an interrupted call picks up its finished runs with --resume
+    other = tmp_path / 'again' / 'evidence.md'
+    base = cmd[:2] + ['--quick', '--work-dir', str(tmp_path / 'work'),
+                      '--out', str(other)]
+    refused = subprocess.run(base, cwd=str(tmp_path), env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and 'earlier runs' in refused.stderr
+    resumed = subprocess.run(base + ['--resume', '--no-cam'],
+                             cwd=str(tmp_path), env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.count('reused (--resume)') == 8
+    assert other.is_file()

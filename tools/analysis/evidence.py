@@ -4,6 +4,7 @@
     python tools/analysis/evidence.py                    # all tasks -> docs/evidence.md
     python tools/analysis/evidence.py --tasks pathfinder control --seeds 5
     python tools/analysis/evidence.py --quick --out /tmp/ev/evidence.md   # minutes
+    python tools/analysis/evidence.py --resume   # after an interruption
     python tools/analysis/evidence.py --tasks pathfinder --device cuda --seeds 10 \
         --cfg-options train_cfg.max_iters=20000 --out docs/evidence_gpu.md
 
@@ -143,7 +144,13 @@ def parse_args(argv=None):
     p.add_argument('--no-cam', action='store_true',
                    help='skip the Grad-CAM pictures')
     p.add_argument('--force', action='store_true',
-                   help='overwrite an existing report and its figures')
+                   help='overwrite an existing report and its figures; '
+                   'without --resume also start the runs over (earlier runs '
+                   'in the work dir are deleted)')
+    p.add_argument('--resume', action='store_true',
+                   help='reuse the finished runs of an earlier call (same '
+                   'work dir and options): an interrupted call, or a report '
+                   'to write again (with --force)')
     args = p.parse_args(argv)
     if args.seeds is not None and args.seeds < 1:
         p.error(f'--seeds must be >= 1, got {args.seeds}')
@@ -163,6 +170,11 @@ def parse_args(argv=None):
         suffix = '-quick' if args.quick else ''
         args.work_dir = osp.join(REPO, 'work_dirs', f'evidence{suffix}')
     args.work_dir = osp.abspath(args.work_dir)
+    earlier = [t for t in TASKS if osp.isdir(osp.join(args.work_dir, t))]
+    if earlier and not (args.force or args.resume):
+        p.error(f'{args.work_dir} holds earlier runs ({", ".join(earlier)});'
+                f' pass --resume to reuse the finished ones or --force to '
+                f'start over')
     if args.threads is None:
         args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
     return args
@@ -210,7 +222,10 @@ def task_options(args, task):
     opts += list(args.cfg_options)
     if metric_every is None:
         metric_every = max(1, max_iters(task, opts) // 4)
-    opts.append(f'train_cfg.val_interval={metric_every}')
+    # log validation metrics at their iteration (mmengine's default logs
+    # them at the epoch, which an iteration-based loop keeps at 0)
+    opts += [f'train_cfg.val_interval={metric_every}',
+             'default_hooks.logger.log_metric_by_epoch=False']
     return opts
 
 
@@ -231,17 +246,24 @@ def max_iters(task, opts):
     return Config.fromfile(osp.join(DEMO, TASKS[task][0])).train_cfg.max_iters
 
 
-def prepare_data(args, task):
-    """Generate the task's dataset once, before its runs start side by
-    side (each would otherwise generate it, and one copy be discarded)."""
+def task_config(args, task, model='plain'):
+    """A task's config with the options its runs get (``--cfg-options``
+    parsed as tools/train.py does)."""
     from mmengine.config import Config, DictAction
-
-    from mmsb.data.demo import generate_if_missing
-    cfg = Config.fromfile(osp.join(DEMO, TASKS[task][0]))
+    plain, sb = TASKS[task][:2]
+    cfg = Config.fromfile(osp.join(DEMO, plain if model == 'plain' else sb))
     parser = argparse.ArgumentParser()
     parser.add_argument('--o', nargs='+', action=DictAction)
     cfg.merge_from_dict(parser.parse_args(
         ['--o'] + task_options(args, task)).o)
+    return cfg
+
+
+def prepare_data(args, task):
+    """Generate the task's dataset once, before its runs start side by
+    side (each would otherwise generate it, and one copy be discarded)."""
+    from mmsb.data.demo import generate_if_missing
+    cfg = task_config(args, task)
     kind = {'control': 'cls'}.get(task, task)
     for split in ('train', 'val'):
         ds = cfg[f'{split}_dataloader'].dataset
@@ -257,7 +279,6 @@ def make_init_weights(args, task, seed):
         model and kept as initialised.
     """
     import torch
-    from mmengine.config import Config
     from mmengine.logging import MMLogger
     from mmengine.registry import MODELS, init_default_scope
 
@@ -268,9 +289,8 @@ def make_init_weights(args, task, seed):
     logger.setLevel('WARNING')  # init_weights logs every tensor
     models = {}
     try:
-        for which, name in (('plain', TASKS[task][0]),
-                            ('sb', TASKS[task][1])):
-            cfg = Config.fromfile(osp.join(DEMO, name))
+        for which in ('plain', 'sb'):
+            cfg = task_config(args, task, which)
             init_default_scope(cfg.get('default_scope', 'mmengine'))
             torch.manual_seed(seed)
             model = MODELS.build(cfg.model)
@@ -317,9 +337,9 @@ def run_all(args, runs, log):
     while pending or active:
         while pending and len(active) < args.jobs:
             run = pending.pop(0)
-            if osp.isfile(result_file(run)):
+            if args.resume and osp.isfile(result_file(run)):
                 log(f'  {run.task} {run.model} seed {run.seed}: done before, '
-                    f'reused')
+                    f'reused (--resume)')
                 continue
             os.makedirs(run.work_dir, exist_ok=True)
             logf = open(osp.join(run.work_dir, 'train.log'), 'w')
@@ -345,7 +365,8 @@ def run_all(args, runs, log):
                     f'(exit {run.proc.returncode}); command:\n'
                     f'{shlex.join(run.command())}\n{tail}')
             res = collect(run)
-            res['wall_s'] = time.time() - run.start
+            res.update(wall_s=time.time() - run.start, start=run.start,
+                       end=time.time())
             with open(result_file(run), 'w') as f:
                 json.dump(res, f)
             log(f'  {run.task} {run.model} seed {run.seed}: '
@@ -378,6 +399,12 @@ def collect(run):
                               rec.get('time')))
     if not val:
         raise RuntimeError(f'{path}: no {key} was logged')
+    if len({step for step, _ in val}) < len(val):
+        # logged by epoch (always 0 in an iteration-based loop): the k-th
+        # evaluation ran after k * val_interval iterations
+        every = int(next(o for o in run.options if o.startswith(
+            'train_cfg.val_interval=')).split('=', 1)[1])
+        val = [((k + 1) * every, v) for k, (_, v) in enumerate(val)]
     times = [t for _, _, t in train[1:] if t is not None] or \
         [t for _, _, t in train if t is not None]
     return dict(metric=val[-1][1], val_curve=val,
@@ -457,17 +484,13 @@ def cam_pictures(args, results, path):
     import glob
 
     import mmcv
-    from mmengine.config import Config
 
     from mmsb.visualization import draw_gradcam_grid, load_model, sb_gradcam
     run = results['sb'][0]
     ckpts = sorted(glob.glob(osp.join(run['work_dir'], 'iter_*.pth')),
                    key=lambda p: int(p.rsplit('_', 1)[1].split('.')[0]))
-    cfg = Config.fromfile(osp.join(DEMO, TASKS['pathfinder'][1]))
+    cfg = task_config(args, 'pathfinder', 'sb')
     root = cfg.val_dataloader.dataset.data_root
-    for opt in task_options(args, 'pathfinder'):
-        if opt.startswith('val_dataloader.dataset.data_root='):
-            root = opt.split('=', 1)[1]
     model = load_model(cfg, ckpts[-1])
     blocks = ['backbone.layer1.1', 'backbone.layer2.1']
     files, rows = [], []
@@ -534,7 +557,8 @@ def fmt_diff(d, lo, hi):
 
 def shown_options(opts):
     """The options worth printing: the data ones only by their root."""
-    keep = [o for o in opts if '.dataset.' not in o and 'evaluator' not in o]
+    keep = [o for o in opts if '.dataset.' not in o and 'evaluator' not in o
+            and not o.startswith('default_hooks.logger.')]
     roots = sorted({o.split('=', 1)[1] for o in opts
                     if o.startswith('train_dataloader.dataset.data_root=')})
     return keep + [f'(data in {r})' for r in roots]
@@ -544,12 +568,20 @@ def write_report(args, all_results, inits, cam, started, argv):
     device, versions = machine_info(args)
     now = datetime.datetime.now(datetime.timezone.utc)
     wall = time.time() - started
+    runs = [r for res in all_results.values() for m in res.values()
+            for r in m]
+    if all('start' in r for r in runs):
+        span = max(r['end'] for r in runs) - min(r['start'] for r in runs)
+        took = (f'the training runs took {span / 60:.1f} min from the first '
+                f'start to the last end')
+    else:
+        took = 'run times of the training runs: see the tables'
     lines = [
         '# Evidence: SB-ResNet against its plain twin',
         '',
         'Generated by `python tools/analysis/evidence.py` '
         f'(`{shlex.join(["tools/analysis/evidence.py"] + argv)}`) on '
-        f'{now:%Y-%m-%d %H:%M} UTC; {wall / 60:.1f} min.',
+        f'{now:%Y-%m-%d %H:%M} UTC; this call {wall / 60:.1f} min, {took}.',
         '',
         f'- Machine: {device}; {args.jobs} runs at a time, '
         f'{args.threads} thread(s) each.',
@@ -587,7 +619,7 @@ def write_report(args, all_results, inits, cam, started, argv):
     lines += conclusions(all_results)
     lines += ['', '## Recipe', '']
     for task in all_results:
-        lines.append(f'- **{TITLES[task]}**: {recipe(task)} ' +
+        lines.append(f'- **{TITLES[task]}**: {recipe(args, task)} ' +
                      RECIPE_NOTES[task].format(
                          final=PILOT_FINAL.format(acc=PILOT_ACC)))
     for task, res in all_results.items():
@@ -641,10 +673,9 @@ def write_report(args, all_results, inits, cam, started, argv):
         f.write('\n'.join(lines) + '\n')
 
 
-def recipe(task):
+def recipe(args, task):
     """One line of the recipe both models of ``task`` share."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(DEMO, TASKS[task][0]))
+    cfg = task_config(args, task)
     opt = cfg.optim_wrapper.optimizer
     ds = cfg.train_dataloader.dataset
     demo = ds.get('demo_cfg') or {}
@@ -671,22 +702,27 @@ def conclusions(all_results):
                    f'{verdict(lo, hi)}. SB costs {100 * (ts / tp - 1):+.0f}% '
                    f'time per training iteration.')
     if 'pathfinder' in diffs and 'control' in diffs:
-        lp, lc = diffs['pathfinder'][1], diffs['control'][1]
-        helps_long = lp > 0
-        helps_ctrl = lc > 0
-        if helps_long and not helps_ctrl:
-            text = ('SB helps on the long-range task and not measurably on '
-                    'the control, as the paper\'s claim predicts.')
-        elif helps_long and helps_ctrl:
-            text = ('SB helps on both the long-range task and the control: '
-                    'this does not single out long-range structure.')
-        elif not helps_long and helps_ctrl:
-            text = ('SB helps on the control but not measurably on the '
-                    'long-range task: this does not support the claim that '
-                    'its gain comes from long-range structure.')
-        else:
-            text = ('SB helps measurably on neither the long-range task nor '
-                    'the control at this scale.')
+        def effect(lo, hi):
+            return 'better' if lo > 0 else 'worse' if hi < 0 else 'same'
+
+        long_ = effect(*diffs['pathfinder'][1:])
+        ctrl = effect(*diffs['control'][1:])
+        text = {
+            ('better', 'same'): 'SB helps on the long-range task and not '
+            'measurably on the control, as the paper\'s claim predicts.',
+            ('better', 'better'): 'SB helps on both the long-range task and '
+            'the control: this does not single out long-range structure.',
+            ('better', 'worse'): 'SB helps on the long-range task and hurts '
+            'on the control: its gain is specific to long-range structure, '
+            'and it is not free where local evidence suffices.',
+            ('same', 'better'): 'SB helps on the control but not measurably '
+            'on the long-range task: this does not support the claim that '
+            'its gain comes from long-range structure.',
+            ('worse', 'better'): 'SB hurts on the long-range task and helps '
+            'on the control: the opposite of the paper\'s claim.',
+        }.get((long_, ctrl), f'SB is {long_} on the long-range task and '
+              f'{ctrl} on the control (95% intervals); at this scale this '
+              f'neither supports nor refutes the paper\'s claim.')
         out.append(f'- Long range against control: {text}')
     return out
 
@@ -700,6 +736,13 @@ def main(argv=None):
     def log(msg):
         print(f'[evidence {time.time() - started:6.0f}s] {msg}', flush=True)
 
+    if args.force and not args.resume:
+        import shutil
+        for task in TASKS:
+            if osp.isdir(osp.join(args.work_dir, task)):
+                log(f'--force: removing the earlier runs in '
+                    f'{osp.join(args.work_dir, task)}')
+                shutil.rmtree(osp.join(args.work_dir, task))
     os.makedirs(args.work_dir, exist_ok=True)
     os.makedirs(args.fig_dir, exist_ok=True)
     all_results, inits = {}, {}
@@ -717,6 +760,7 @@ def main(argv=None):
         for run in runs:
             with open(result_file(run)) as f:
                 r = json.load(f)
+            r.update(collect(run))  # the logs, as this version reads them
             r.update(seed=run.seed, work_dir=run.work_dir)
             res[run.model].append(r)
         all_results[task] = res
