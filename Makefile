@@ -1,20 +1,31 @@
 # mmsb: two commands do everything on a fresh machine (see README).
-#   make demo   set up .venv if needed, then train + evaluate on the demo data
-#   make test   set up .venv if needed, then run the whole test suite
+#   make demo          set up .venv if needed, then train + evaluate on the demo data
+#   make test          set up .venv if needed, then run the whole test suite (newest row)
+#   make test-oldest   set up .venv-oldest if needed (torch 2.1.2), then run the suite there
 VENV ?= .venv
+VENV_OLDEST ?= .venv-oldest
 PY := $(VENV)/bin/python
+PY_OLDEST := $(VENV_OLDEST)/bin/python
 PYTEST_ARGS ?=
+# What the oldest row runs (README "Tested versions"); pytest paths or -m expressions.
+OLDEST_TESTS ?=
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup setup-oldest demo test test-oldest bench lint clean
 
 setup:
-	@bash tools/setup_env.sh
+	@MMSB_VENV="$(abspath $(VENV))" bash tools/setup_env.sh
+
+setup-oldest:
+	@MMSB_VENV="$(abspath $(VENV_OLDEST))" bash tools/setup_env.sh --oldest
 
 demo: setup
 	@$(PY) tools/demo.py
 
 test: setup
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-oldest: setup-oldest
+	@$(PY_OLDEST) -m pytest $(OLDEST_TESTS) $(PYTEST_ARGS)
 
 bench: setup
 	@$(PY) tools/analysis/benchmark.py

@@ -162,10 +162,10 @@ def allowlisted_checkpoint_globals(takes_names: bool) -> list:
     """What :func:`allow_runner_checkpoints` registers.
 
     With pairs, all of :data:`CHECKPOINT_SAFE_GLOBALS`. Without, only the
-    objects pickled under their own ``module.qualname``; ``builtins.getattr``
-    (HistoryBuffer's statistics methods) and the numpy reconstructors are left
-    out, so a weights-only load of a Runner checkpoint is refused there (as
-    without mmsb), while the default, unrestricted load works.
+    objects pickled under their own ``module.qualname``: ``builtins.getattr``
+    (HistoryBuffer's statistics methods) is left out, so a weights-only load
+    of a Runner checkpoint is refused there, as without mmsb. Such a torch
+    loads unrestricted by default, which the Runner does.
     """
     if takes_names:
         return list(CHECKPOINT_SAFE_GLOBALS)
