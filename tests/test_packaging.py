@@ -1,5 +1,6 @@
 """The wheel ships configs, tools and model-index.yml under mmsb/.mim (where
 mim looks), and setup.py's extras name each downstream."""
+import os
 import os.path as osp
 import shutil
 import subprocess
@@ -61,16 +62,38 @@ def test_extras_per_downstream():
     assert any(r.startswith('mmpretrain') for r in cls)
 
 
-def test_mim_search_lists_the_models():
+def _site_with_this_checkout(tmp_path):
+    """A site dir holding an ``mmsb`` distribution whose ``.mim`` is this
+    checkout's: mim reads ``<dist location>/mmsb/.mim/model-index.yml``, so
+    without it `mim search` would read whichever mmsb is installed."""
+    site = tmp_path / 'site'
+    mim = site / 'mmsb' / '.mim'
+    mim.mkdir(parents=True)
+    for name in ('configs', 'tools', 'model-index.yml'):
+        os.symlink(osp.join(ROOT, name), mim / name)
+    meta = site / 'mmsb-0.0.0.dist-info'
+    meta.mkdir()
+    (meta / 'METADATA').write_text(
+        'Metadata-Version: 2.1\nName: mmsb\nVersion: 0.0.0\n')
+    return site
+
+
+def test_mim_search_lists_the_models(tmp_path):
     mim = osp.join(osp.dirname(sys.executable), 'mim')
+    env = dict(os.environ, PYTHONPATH=str(_site_with_this_checkout(tmp_path)))
     res = subprocess.run([mim, 'search', 'mmsb'], capture_output=True,
-                         text=True, cwd='/')
+                         text=True, cwd='/', env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     for config_id in ('faster-rcnn_sb-r50_fpn_2xb8-1x_coco',
                       'cascade-rcnn_sb-r50_fpn_2xb8-1x_coco',
                       'fpn_sb-r50_2xb14-40k_ade20k-512x512',
-                      'sb-resnet50_8xb32-90e_in1k'):
+                      'sb-resnet50_8xb32-90e_in1k',
+                      # beyond the paper
+                      'mask-rcnn_sb-r50_fpn_1x_coco',
+                      'upernet_sb-r50_4xb4-160k_ade20k-512x512',
+                      'faster-rcnn_sb-r50_fpn_amp-1x_coco'):
         assert f'config id: {config_id}' in res.stdout
+    assert res.stdout.count('no weights trained yet') == 3
 
 
 def test_sources_parse_as_the_oldest_declared_python():

@@ -8,7 +8,7 @@ Registered in the DATASETS registry of each installed toolbox:
 ``DemoClsDataset`` (mmpretrain, a ``CustomDataset``). Besides their parent's
 arguments they take ``demo_cfg``: ``num_train``, ``num_val``, ``img_size``,
 ``seed`` of the generator (defaults: :data:`mmsb.data.demo.DEFAULTS`).
-``generates_on_first_use`` tells tools/_preflight.py that a ``data_root``
+``generates_on_first_use`` tells tools/_common.py that a ``data_root``
 which does not exist yet is fine.
 """
 from importlib.util import find_spec
@@ -19,10 +19,14 @@ from .demo import (CLASSES, PALETTE, SEG_CLASSES, SEG_PALETTE,
 __all__ = []
 
 
-def _generate(task, dataset, data_root, demo_cfg):
+def _check_root(dataset, data_root):
     if not isinstance(data_root, str) or not data_root or '://' in data_root:
         raise ValueError(f'{dataset}: data_root must be a local folder to '
                          f'generate the demo data in, got {data_root!r}')
+
+
+def _generate(task, dataset, data_root, demo_cfg):
+    _check_root(dataset, data_root)
     generate_if_missing(task, data_root, **(demo_cfg or {}))
 
 
@@ -39,8 +43,19 @@ if find_spec('mmdet') is not None:
 
         def __init__(self, *args, data_root='data/demo/coco/', demo_cfg=None,
                      **kwargs):
-            _generate('det', type(self).__name__, data_root, demo_cfg)
+            _check_root(type(self).__name__, data_root)
+            self._demo_cfg = demo_cfg
             super().__init__(*args, data_root=data_root, **kwargs)
+
+        def full_init(self):
+            # Generate when the files are first read, not on construction:
+            # mmdet's DetInferencer builds the test dataset with
+            # lazy_init=True only to read its palette, and must not write
+            # 1100 images under the caller's working directory.
+            if not self._fully_initialized:
+                _generate('det', type(self).__name__, self.data_root,
+                          self._demo_cfg)
+            super().full_init()
 
     __all__.append('DemoCocoDataset')
 
@@ -91,3 +106,20 @@ if find_spec('mmpretrain') is not None:
             super().__init__(*args, data_root=data_root, **kwargs)
 
     __all__.append('DemoClsDataset')
+
+    @MMPRETRAIN_DATASETS.register_module(force=True)
+    class PathfinderDataset(CustomDataset):
+        """Pathfinder (:mod:`mmsb.data.pathfinder`) in ``CustomDataset``
+        folder layout (``<split>/{connected,disconnected}/*.png``; the
+        classes are the folder names, in this order), generated on first
+        use. ``demo_cfg`` also takes the renderer's difficulty
+        options (``num_distractors``, ``length``, ``min_dist``, ...)."""
+
+        generates_on_first_use = True
+
+        def __init__(self, *args, data_root='data/demo/pathfinder/',
+                     demo_cfg=None, **kwargs):
+            _generate('pathfinder', type(self).__name__, data_root, demo_cfg)
+            super().__init__(*args, data_root=data_root, **kwargs)
+
+    __all__.append('PathfinderDataset')

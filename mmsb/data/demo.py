@@ -14,6 +14,8 @@ task      layout under ``root``                  label
 ``seg``   ``ade/images/{training,validation}/    per-pixel class, 0 =
           *.jpg``, ``ade/annotations/...*.png``  background
 ``cls``   ``cls/{train,val}/<class>/*.png``      class of the single shape
+``pathf   ``pathfinder/{train,val}/<class>/      connected / disconnected
+inder``   *.png``                                (:mod:`.pathfinder`)
 ========  =====================================  ============================
 
 The class of a shape is its kind (circle, square, triangle), never its
@@ -42,6 +44,9 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from .pathfinder import (PATHFINDER_CLASSES, PATHFINDER_DEFAULTS,
+                         render_pathfinder)
+
 __all__ = [
     'CLASSES', 'SEG_CLASSES', 'TASKS', 'DEFAULTS', 'ensure_demo_data',
     'generate_if_missing', 'render_scene'
@@ -53,13 +58,15 @@ SEG_CLASSES = ('background', ) + CLASSES
 PALETTE = [(220, 20, 60), (0, 130, 230), (250, 170, 30)]
 SEG_PALETTE = [(0, 0, 0)] + PALETTE
 
-TASKS = ('det', 'seg', 'cls')
-SUBDIRS = {'det': 'coco', 'seg': 'ade', 'cls': 'cls'}
+TASKS = ('det', 'seg', 'cls', 'pathfinder')
+SUBDIRS = {'det': 'coco', 'seg': 'ade', 'cls': 'cls',
+           'pathfinder': 'pathfinder'}
 # Defaults used by ``make demo`` and the demo configs; tests pass tiny ones.
 DEFAULTS: Dict[str, dict] = {
     'det': dict(num_train=1000, num_val=100, img_size=128, seed=0),
     'seg': dict(num_train=640, num_val=60, img_size=96, seed=1),
     'cls': dict(num_train=3000, num_val=300, img_size=32, seed=2),
+    'pathfinder': dict(num_train=10000, num_val=2000, img_size=64, seed=3),
 }
 META_FILE = 'demo_meta.json'
 _SPLIT_IDS = {'train': 0, 'val': 1}
@@ -236,7 +243,23 @@ def _write_cls(out: str, num_train: int, num_val: int, img_size: int,
                 osp.join(out, split, CLASSES[label], f'{i:06d}.png'), img)
 
 
-_WRITERS = {'det': _write_det, 'seg': _write_seg, 'cls': _write_cls}
+def _write_pathfinder(out: str, num_train: int, num_val: int, img_size: int,
+                      seed: int, **options):
+    for split, num in (('train', num_train), ('val', num_val)):
+        for name in PATHFINDER_CLASSES:
+            os.makedirs(osp.join(out, split, name))
+        for i in range(num):
+            label = i % 2  # exactly balanced: even index = connected
+            img = render_pathfinder(
+                _rng(seed, split, i), img_size, connected=label == 0,
+                **options)
+            cv2.imwrite(
+                osp.join(out, split, PATHFINDER_CLASSES[label],
+                         f'{i:06d}.png'), img)
+
+
+_WRITERS = {'det': _write_det, 'seg': _write_seg, 'cls': _write_cls,
+            'pathfinder': _write_pathfinder}
 
 
 # ------------------------------------------------- atomic, idempotent use
@@ -266,8 +289,13 @@ def generate_if_missing(task: str,
                         num_val: Optional[int] = None,
                         img_size: Optional[int] = None,
                         seed: Optional[int] = None,
-                        logger=None) -> str:
+                        logger=None,
+                        **options) -> str:
     """Generate the ``task`` demo dataset in ``out_dir`` unless it exists.
+
+    ``options`` go to the task's renderer (only ``pathfinder`` takes any:
+    the arguments of :func:`render_pathfinder`) and are recorded with the
+    data.
 
     An existing ``out_dir`` is reused as it is (a warning says so when it was
     generated with other settings). Otherwise the data is written into a
@@ -279,10 +307,21 @@ def generate_if_missing(task: str,
     """
     if task not in TASKS:
         raise KeyError(f'unknown demo task {task!r}; expected one of {TASKS}')
+    if options and task != 'pathfinder':
+        raise KeyError(f'demo {task} data takes no options, got '
+                       f'{sorted(options)}')
     settings = dict(DEFAULTS[task])
     given = dict(num_train=num_train, num_val=num_val, img_size=img_size,
                  seed=seed)
     settings.update({k: v for k, v in given.items() if v is not None})
+    if task == 'pathfinder':
+        unknown = sorted(set(options) - set(PATHFINDER_DEFAULTS))
+        if unknown:
+            raise KeyError(f'pathfinder data: unknown option(s) {unknown}; '
+                           f'allowed: {sorted(PATHFINDER_DEFAULTS)}')
+        settings.update(PATHFINDER_DEFAULTS)
+        settings.update(options)
+        given.update(options)
     for key in ('num_train', 'num_val', 'img_size'):
         if not isinstance(settings[key], int) or settings[key] < 1:
             raise ValueError(f'demo {task} data: {key} must be a positive '
@@ -343,7 +382,7 @@ def _warn_if_different(task, out_dir, settings, given, logger):
         meta = json.load(f)
     asked = {k: settings[k] for k, v in given.items() if v is not None}
     differ = {k: (meta.get(k), v) for k, v in asked.items()
-              if meta.get(k) != v}
+              if meta.get(k) != json.loads(json.dumps(v))}
     if differ:
         text = ', '.join(f'{k}={old} (asked {new})'
                          for k, (old, new) in differ.items())

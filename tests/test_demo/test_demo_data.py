@@ -248,3 +248,21 @@ def test_dataset_type_refuses_remote_root():
             pytest.raises(ValueError, match='must be a local folder'):
         DATASETS.build(dict(type='DemoCocoDataset', data_root='s3://b/coco/',
                             ann_file='a.json'))
+
+
+def test_lazy_coco_dataset_writes_nothing_until_read(tmp_path):
+    """mmdet's DetInferencer builds the config's test dataset with
+    lazy_init=True only for its palette: nothing may be generated then."""
+    from mmdet.registry import DATASETS
+    from mmengine.registry import DefaultScope
+    root = str(tmp_path / 'coco') + '/'
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(dict(
+            type='DemoCocoDataset', data_root=root, lazy_init=True,
+            ann_file='annotations/instances_val2017.json',
+            data_prefix=dict(img='val2017/'), demo_cfg=TINY['det']))
+    assert tuple(dataset.metainfo['classes']) == CLASSES
+    assert not osp.exists(root)
+    dataset.full_init()  # first read: generated now
+    assert len(dataset) == TINY['det']['num_val']
+    assert osp.isfile(osp.join(root, 'demo_meta.json'))

@@ -51,7 +51,8 @@ def main(argv=None):
 
     img = mmcv.imread(args.image, channel_order='rgb')
     img = mmcv.imrescale(img, (args.size, args.size))
-    pre = cfg.model.get('data_preprocessor', None) or {}
+    pre = cfg.model.get('data_preprocessor') or \
+        cfg.get('data_preprocessor') or {}  # mmpretrain: top level
     mean = torch.tensor(pre.get('mean', [0.0] * 3)).view(3, 1, 1)
     std = torch.tensor(pre.get('std', [1.0] * 3)).view(3, 1, 1)
     x = (torch.from_numpy(img).permute(2, 0, 1).float() - mean) / std

@@ -178,7 +178,11 @@ class SBResNet(ResNet):
             stage. Default: stages 1-3, not 4 (Table 6, best: s1, s2, s3).
         sb_cfg (dict, optional): Options of :class:`SpatialBias` (num_bias,
             kernel_size, reduced_channels, pooled_size, pool_type, fusion,
-            mixing, norm_cfg). Default: the paper's (3 maps, C'=5, N=3, P=10).
+            mixing, norm_cfg, init_cfg). Default: the paper's (3 maps, C'=5,
+            N=3, P=10). ``init_cfg`` replaces the branch's initialisation
+            (the authors': PyTorch's default for the 1-D mixing conv), e.g.
+            ``dict(type='Kaiming', layer='Conv1d', mode='fan_out',
+            nonlinearity='relu', bias=0)``, mmsb 0.1's.
         sb_position (str): 'conv2' (paper) or 'conv1' (Table 2).
             Default: 'conv2'.
         contract_dilation (bool): Halve the dilation of the first block of a
@@ -235,7 +239,7 @@ class SBResNet(ResNet):
         merged = dict(self.default_sb_cfg)
         merged.update(sb_cfg or {})
         allowed = [p for p in inspect.signature(SpatialBias).parameters
-                   if p not in ('in_channels', 'init_cfg')]
+                   if p != 'in_channels']
         unknown = sorted(set(merged) - set(allowed))
         if unknown:
             raise KeyError(f'{type(self).__name__}: unknown sb_cfg option(s) '
@@ -305,6 +309,19 @@ class SBResNet(ResNet):
         ``_load_from_state_dict`` first), on the loader's copy of the dict.
         """
         own = self.state_dict(keep_vars=True)
+        if not prefix and state_dict and not any(k in state_dict
+                                                 for k in own):
+            # Loaded as the root module (init_cfg=Pretrained, or
+            # load_checkpoint(backbone, ...)) and not one name fits: mmengine
+            # would only log the keys and leave the backbone as it was.
+            found = list(state_dict)
+            raise ValueError(
+                f'{type(self).__name__}: the checkpoint holds none of the '
+                f"backbone's {len(own)} tensors (it has e.g. "
+                f'{", ".join(found[:3])}; the backbone expects e.g. '
+                f'{", ".join(list(own)[:3])}). For the backbone of a '
+                f'detector, segmentor or classifier checkpoint, set '
+                f"prefix='backbone.' in init_cfg.")
         padded = []
         for name, block in self.sb_blocks():
             widened = block.widened_layers()

@@ -159,3 +159,22 @@ def test_mixing_conv_keeps_pytorch_default_init():
     fan_out = sb.reduce.weight.shape[0]          # 1x1 conv: C' * 1 * 1
     assert float(sb.reduce.weight.std()) == pytest.approx(
         math.sqrt(2 / fan_out), rel=0.1)
+
+
+def test_mixing_init_can_be_chosen_through_sb_cfg():
+    from mmsb.models import SBResNet
+    kaiming = dict(type='Kaiming', layer='Conv1d', mode='fan_out',
+                   nonlinearity='relu', bias=0)
+    model = SBResNet(depth=26, base_channels=16, sb_cfg=dict(
+        pooled_size=10, init_cfg=kaiming))
+    model.init_weights()
+    for _, block in model.sb_blocks():
+        mix = block.spatial_bias.mix
+        assert float(mix.bias.abs().max()) == 0
+        assert float(mix.weight.std()) == pytest.approx(
+            math.sqrt(2 / (100 * 3)), rel=0.1)
+        # the 1x1 compression keeps the ResNet's He init, the norm (1, 0)
+        bn = block.spatial_bias.norm
+        assert bool((bn.weight == 1).all()) and bool((bn.bias == 0).all())
+    with pytest.raises(KeyError, match='init_cfg'):
+        SBResNet(depth=26, sb_cfg=dict(size=3))

@@ -1,0 +1,102 @@
+"""tools/analysis/benchmark.py (``make bench``, docs/benchmark.md) at a tiny
+size on CPU: the JSON and markdown it writes, and the errors for bad input.
+It checks the tool, not speed: no timing is asserted."""
+import importlib.util
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOL = osp.join(ROOT, 'tools', 'analysis', 'benchmark.py')
+ENV = dict(os.environ, OMP_NUM_THREADS='1',
+           PYTHONPATH=os.pathsep.join(
+               [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(
+                   os.pathsep) if p]))
+
+
+@pytest.fixture(scope='module')
+def bench():
+    spec = importlib.util.spec_from_file_location('mmsb_tools_benchmark',
+                                                  TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_json_and_markdown(tmp_path):
+    out, md = tmp_path / 'b.json', tmp_path / 'b.md'
+    res = subprocess.run(
+        [sys.executable, TOOL, '--models', 'sb-r50', 'nl50', '--mode', 'all',
+         '--batch-sizes', '1', '2', '--resolution', '64', '64',
+         '--det-resolution', '64', '64', '--repeats', '1', '--warmup', '0',
+         '--profile', '1', '--json', out, '--md', md],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert set(r) == {'machine', 'settings', 'models', 'runs', 'ratios',
+                      'profile', 'batch_sizes'}
+    assert r['machine']['device'] == 'cpu' and r['machine']['threads'] == 1
+    assert list(r['models']) == ['r50', 'sb-r50', 'nl50']   # r50 added
+    sb = r['models']['sb-r50']
+    assert sb['params_M'] == pytest.approx(25.99, abs=0.01)
+    assert sb['gflops'] == pytest.approx(4.14, abs=0.01)
+    assert sb['paper'] == dict(params_M=25.99, gflops=4.13, img_per_s=1836)
+    assert set(r['runs']) == {'infer', 'train', 'det'}
+    for mode in ('infer', 'train'):
+        assert set(r['runs'][mode]) == {'1', '2'}
+        for bs, run in r['runs'][mode].items():
+            assert set(run) == {'r50', 'sb-r50', 'nl50'}
+            assert run['r50']['ratio_wall'] == 1.0
+            assert run['r50']['paired_ratio_wall'] == 1.0
+            for m in run.values():
+                assert len(m['wall_s']) == 1 and m['img_per_s'] > 0
+                assert m['img_per_s'] == pytest.approx(
+                    int(bs) / m['median_wall_s'])
+                assert m['ratio_cpu'] > 0       # CPU: process-time ratios
+            ratios = r['ratios'][mode][bs]
+            assert set(ratios) == {'sb-r50/r50', 'sb-r50/nl50'}
+            assert ratios['sb-r50/nl50'] == pytest.approx(
+                run['sb-r50']['img_per_s'] / run['nl50']['img_per_s'])
+    assert all(m['peak_mem_MB'] > 0 for m in r['runs']['train']['1'].values())
+    assert 'peak_mem_MB' not in r['runs']['infer']['1']['r50']
+    det = r['runs']['det']['2']
+    assert set(det) == {'r50', 'sb-r50'} and det['r50']['ratio_wall'] == 1
+    assert math.isfinite(r['ratios']['det']['2']['sb-r50/r50'])
+    assert r['settings']['det']['amp'] == 'none'
+    assert [(p['mode'], p['batch_size']) for p in r['profile']] == [
+        ('infer', 1), ('infer', 2), ('train', 1), ('train', 2), ('det', 2)]
+    top = r['profile'][0]['models']['sb-r50']['top']
+    assert top and all(len(row) == 3 for row in top)
+    text = md.read_text()
+    assert '| SB-ResNet-50 ' in text and '| paper img/s |' in text
+    assert '| paper | Tables 8, 9 |' in text and 'Faster R-CNN' in text
+    assert text.splitlines()[0] in res.stdout     # stdout: the same tables
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--batch-sizes', '0'], '--batch-sizes must be >= 1, got 0'),
+    (['--models', 'r101'], "invalid choice: 'r101'"),
+    (['--resolution', '16', '16'], 'must be >= 32, got 16'),
+    (['--repeats', '0'], '--repeats must be >= 1, got 0'),
+    (['--device', 'tpu'], '--device tpu: expected cpu, cuda or cuda:N'),
+    (['--compile', '--warmup', '0'], '--compile needs --warmup >= 1'),
+])
+def test_bad_input_is_refused_before_work(bench, capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        bench.parse_args(argv)
+    assert e.value.code != 0 and message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is available')
+def test_cuda_without_cuda_names_the_flag(bench, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.parse_args(['--device', 'cuda'])
+    assert e.value.code != 0
+    assert '--device cuda: CUDA is not available' in capsys.readouterr().err
