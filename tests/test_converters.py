@@ -430,7 +430,9 @@ def test_tool_refuses_unconvertible_files(tmp_path, case):
     src = tmp_path / 'model_best.pth.tar'
     torch.save({'epoch': 3, 'arch': 'spatial_bias', 'state_dict': sd,
                 'optimizer': {'state': {}, 'param_groups': []},
-                'version': 2, 'args': argparse.Namespace(model='x')}, src)
+                'version': 2,
+                **({'args': argparse.Namespace(model='x')}
+                   if HAS_ALLOWLIST else {})}, src)
     dst = tmp_path / 'out.pth'
     res = run_tool(src, dst)
     assert res.returncode != 0

@@ -135,7 +135,10 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version_
     "$VENV/bin/python" -c "import cv2" 2>/dev/null || "${PIP[@]}" install -q "opencv-python<4.12"
     (
       export MMCV_WITH_OPS=1 FORCE_CUDA=$WITH_CUDA MAX_JOBS="$JOBS"
-      "${PIP[@]}" wheel --no-build-isolation --no-deps -v "mmcv==${MMCV_VERSION}" -w "$WHEEL_DIR.tmp"
+      # --no-cache-dir: pip's own wheel cache is keyed by the sdist, not by the torch
+      # it was built against, and would hand the other row's build back (whose ops
+      # then fail to load: "undefined symbol: _ZN2at4_ops10zeros_like4call...").
+      "${PIP[@]}" wheel --no-cache-dir --no-build-isolation --no-deps -v "mmcv==${MMCV_VERSION}" -w "$WHEEL_DIR.tmp"
     ) >"$BUILD_LOG" 2>&1 &
     pid=$!
     while kill -0 $pid 2>/dev/null; do
@@ -150,7 +153,8 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version_
     fi
     mv "$WHEEL_DIR.tmp"/mmcv-*.whl "$WHEEL_DIR"/ && rmdir "$WHEEL_DIR.tmp"
   fi
-  "${PIP[@]}" install -q --no-deps "$WHEEL_DIR"/mmcv-${MMCV_VERSION}-*.whl
+  # --force-reinstall: an mmcv 2.1.0 whose ops fail to load may be installed already
+  "${PIP[@]}" install -q --no-deps --force-reinstall "$WHEEL_DIR"/mmcv-${MMCV_VERSION}-*.whl
 fi
 elapsed $t
 

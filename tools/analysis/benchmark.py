@@ -219,8 +219,12 @@ class Runner:
     def train_step(self, model, loss_fn, lr=1e-4):
         """SGD (fp16: with a GradScaler); grads freed after, as mmengine."""
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-        scaler = torch.amp.GradScaler(self.device.split(':')[0],
-                                      enabled=self.amp == 'fp16')
+        enabled = self.amp == 'fp16'
+        if hasattr(torch.amp, 'GradScaler'):
+            scaler = torch.amp.GradScaler(self.device.split(':')[0],
+                                          enabled=enabled)
+        else:  # torch < 2.3: CUDA's only (without CUDA: warns, disabled)
+            scaler = torch.cuda.amp.GradScaler(enabled=enabled)
 
         def step():
             with self.autocast():
