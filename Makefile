@@ -1,30 +1,12 @@
 # mmsb: two commands do everything on a fresh machine (see README).
-#   make demo   set up .venv if needed, then train + evaluate on the demo data
-#   make test   set up .venv if needed, then run the whole test suite
+#   make demo          set up .venv if needed, then train + evaluate on the demo data
+#   make test          set up .venv if needed, then run the whole test suite (newest row)
+#   make test-oldest   set up .venv-oldest if needed (torch 2.1.2), then run the suite there
 VENV ?= .venv
+VENV_OLDEST ?= .venv-oldest
 PY := $(VENV)/bin/python
+PY_OLDEST := $(VENV_OLDEST)/bin/python
 PYTEST_ARGS ?=
-
-.PHONY: setup demo test bench evidence lint clean
-
-setup:
-	@bash tools/setup_env.sh
-
-demo: setup
-	@$(PY) tools/demo.py
-
-test: setup
-	@$(PY) -m pytest $(PYTEST_ARGS)
-
-bench: setup
-	@$(PY) tools/analysis/benchmark.py
-
-# SB-ResNet against its plain twin, paired and seeded (about 90 min on 2 cores):
-# regenerates docs/evidence.md from scratch (it is in git; the tool alone never
-# overwrites a report without --force). EVIDENCE_ARGS=--quick: minutes, meaningless.
-EVIDENCE_ARGS ?= --force
-evidence: setup
-	@$(PY) tools/analysis/evidence.py $(EVIDENCE_ARGS)
-
-clean:
-	rm -rf work_dirs data/demo .pytest_cache
+# What the oldest row runs (README "Tested versions"): the whole suite, as the newest
+# row (about 7 minutes on 2 cores); e.g. OLDEST_TESTS="tests/test_models" for a part.
+OLDEST_TESTS ?= tests

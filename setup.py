@@ -83,10 +83,14 @@ if __name__ == '__main__':
         packages=find_packages(include=['mmsb', 'mmsb.*']),
         include_package_data=True,
         package_data={'mmsb': ['.mim/**/*', '.mim/*']},
+        # Declared, not run: 3.8 is the oldest Python of torch 2.1, the
+        # oldest supported torch, and the sources parse as 3.8
+        # (tests/test_packaging.py). Tested: 3.11 (README "Tested versions").
         python_requires='>=3.8',
         license='Apache License 2.0',
         classifiers=[
             'Programming Language :: Python :: 3',
+            'Programming Language :: Python :: 3.11',
             'Topic :: Scientific/Engineering :: Artificial Intelligence',
         ],
         install_requires=parse_requirements('runtime.txt'),

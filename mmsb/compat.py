@@ -1,23 +1,29 @@
 # Copyright (c) mmsb contributors. All rights reserved.
-"""Keeps the OpenMMLab stack (mmengine 0.10.x) working on current PyTorch.
+"""Keeps the OpenMMLab stack (mmengine 0.10.x) working on the PyTorch range
+mmsb supports (README "Tested versions": torch 2.1 to 2.13).
 
 ``import mmsb`` (every mmsb config triggers it through ``custom_imports``)
 does two things here, both registrations: it allowlists the globals of Runner
 checkpoints (1) and registers a DDP wrapper (3). It starts nothing: the
 process group of (2) is set up by tools/train.py and tools/test.py when they
 run a multi-process job on a host without CUDA. None of this patches library
-code.
+code. What the running torch offers is asked, never inferred from its version.
 
-1. **Checkpoints under torch>=2.6.** ``torch.load`` defaults to
-   ``weights_only=True`` there, and mmengine's Runner checkpoints hold a few
-   non-tensor globals (mmengine's ``HistoryBuffer``, numpy arrays and scalars),
-   so ``--resume``, ``mim test --checkpoint`` and ``load_checkpoint`` fail.
-   We allowlist exactly those globals with ``torch.serialization``. A
+1. **Checkpoints where ``torch.load`` defaults to ``weights_only=True``**
+   (torch >= 2.6). mmengine's Runner checkpoints hold a few non-tensor globals
+   (mmengine's ``HistoryBuffer``, numpy arrays and scalars), so ``--resume``,
+   ``mim test --checkpoint`` and ``load_checkpoint`` fail there. We allowlist
+   exactly those globals with ``torch.serialization.add_safe_globals``. A
    ``HistoryBuffer`` pickles its statistics methods as
    ``builtins.getattr(HistoryBuffer, 'min')``; the name ``builtins.getattr`` is
    bound to :func:`history_buffer_getattr`, which resolves only those methods,
    so a ``getattr`` chain to ``os.system`` is still refused. Checkpoints stay
    loaded with ``weights_only=True``.
+   Where torch has no allowlist (< 2.4) nothing is registered, and where its
+   allowlist takes no ``(object, name)`` pairs only the globals pickled under
+   their own names are (:func:`allowlisted_checkpoint_globals`). Either way
+   such a torch loads with ``weights_only=False`` by default: unrestricted,
+   so the allowlist has nothing to restrict and protects nothing there.
 2. **Multi-process training on a CPU-only host.** mmengine's pytorch launcher
    calls ``torch.cuda.set_device`` and initialises the configured (NCCL)
    backend. :func:`init_cpu_distributed_from_env` initialises the process
@@ -32,6 +38,8 @@ code.
    module lives on the CPU; tools/train.py and tools/test.py select it for
    such runs (``model_wrapper_cfg``).
 """
+import contextlib
+import io
 import os
 import warnings
 
@@ -43,7 +51,8 @@ from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
 __all__ = [
-    'CHECKPOINT_SAFE_GLOBALS', 'history_buffer_getattr',
+    'CHECKPOINT_SAFE_GLOBALS', 'history_buffer_getattr', 'safe_globals_scope',
+    'allowlist_takes_names', 'allowlisted_checkpoint_globals',
     'allow_runner_checkpoints', 'init_cpu_distributed_from_env',
     'MMSBDistributedDataParallel'
 ]
@@ -100,11 +109,82 @@ CHECKPOINT_SAFE_GLOBALS = [
 ] + _numpy_globals()
 
 
+@contextlib.contextmanager
+def safe_globals_scope(globs):
+    """Allowlist ``globs`` for ``weights_only`` loading inside the block.
+
+    Uses torch's scoped ``safe_globals`` where it exists, else its
+    process-wide list, restored afterwards. Yields False, allowing nothing,
+    on a torch without an allowlist.
+    """
+    ser = torch.serialization
+    if hasattr(ser, 'safe_globals'):  # scoped (torch >= 2.5)
+        with ser.safe_globals(list(globs)):
+            yield True
+    elif hasattr(ser, 'add_safe_globals'):  # process-wide only (torch 2.4)
+        before = list(ser.get_safe_globals())
+        ser.add_safe_globals(list(globs))
+        try:
+            yield True
+        finally:  # leave the list as it was
+            ser.clear_safe_globals()
+            ser.add_safe_globals(before)
+    else:
+        yield False
+
+
+def _name_probe():
+    """A global that only an allowlist entry given as a pair admits."""
+
+
+def allowlist_takes_names() -> bool:
+    """Whether this torch's allowlist takes ``(object, 'module.name')`` pairs.
+
+    Asked by a weights-only load of an in-memory pickle: the first torch
+    releases with an allowlist read ``__module__``/``__name__`` of every
+    entry whenever a load consults the list, so a pair registered there
+    would break every weights-only load that meets a non-default global.
+    """
+    buf = io.BytesIO()
+    torch.save({'probe': _name_probe}, buf)
+    with safe_globals_scope([(_name_probe, f'{__name__}._name_probe')
+                             ]) as allowed:
+        if not allowed:
+            return False
+        try:
+            buf.seek(0)
+            return torch.load(buf, weights_only=True)['probe'] is _name_probe
+        except Exception:  # AttributeError: 'tuple' object has no ...
+            return False
+
+
+def allowlisted_checkpoint_globals(takes_names: bool) -> list:
+    """What :func:`allow_runner_checkpoints` registers.
+
+    With pairs, all of :data:`CHECKPOINT_SAFE_GLOBALS`. Without, only the
+    objects pickled under their own ``module.qualname``: ``builtins.getattr``
+    (HistoryBuffer's statistics methods) is left out, so a weights-only load
+    of a Runner checkpoint is refused there, as without mmsb. Such a torch
+    loads unrestricted by default, which the Runner does.
+    """
+    if takes_names:
+        return list(CHECKPOINT_SAFE_GLOBALS)
+    return [
+        obj for obj, name in CHECKPOINT_SAFE_GLOBALS
+        if f'{getattr(obj, "__module__", "")}.'
+        f'{getattr(obj, "__qualname__", "")}' == name
+    ]
+
+
 def allow_runner_checkpoints():
-    """Allowlist the globals of mmengine Runner checkpoints for torch.load."""
+    """Allowlist the globals of mmengine Runner checkpoints for torch.load.
+
+    Nothing to do on a torch without an allowlist, which loads unrestricted
+    unless asked for ``weights_only=True``.
+    """
     add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:  # torch >= 2.4; older torch loads them unrestricted
-        add(CHECKPOINT_SAFE_GLOBALS)
+    if add is not None:
+        add(allowlisted_checkpoint_globals(allowlist_takes_names()))
 
 
 _TORCHRUN_VARS = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR')

@@ -27,7 +27,6 @@ already matches mmdet's ResNet. The first release of their code
 ``nlc_convolution``) is refused.
 """
 import argparse
-import contextlib
 import math
 import pickle
 import re
@@ -35,6 +34,8 @@ from collections import OrderedDict
 from typing import Dict, Tuple
 
 import torch
+
+from .compat import safe_globals_scope
 
 #: Globals a timm ``CheckpointSaver`` file holds beyond tensors and plain
 #: containers: the run's arguments. Optimizer and AMP scaler states are plain.
@@ -67,28 +68,6 @@ _EXPECTED = ('bottleneck blocks per stage (3, 4, 6, 3) = depth 50, '
              '(n, n, n) = depth 9n+2 (CIFAR)')
 
 
-@contextlib.contextmanager
-def _allow_globals(globs):
-    """Allowlist ``globs`` for ``weights_only`` loading inside the block.
-
-    Yields False on a torch without an allowlist (< 2.4).
-    """
-    ser = torch.serialization
-    if hasattr(ser, 'safe_globals'):  # torch >= 2.5: scoped
-        with ser.safe_globals(list(globs)):
-            yield True
-    elif hasattr(ser, 'add_safe_globals'):  # torch 2.4: process-wide list
-        before = ser.get_safe_globals()
-        ser.add_safe_globals(list(globs))
-        try:
-            yield True
-        finally:  # leave the list as it was
-            ser.clear_safe_globals()
-            ser.add_safe_globals(before)
-    else:
-        yield False
-
-
 def _weights_only_reason(err: Exception) -> str:
     """What the weights-only unpickler refused, without torch's advice to
     reload with ``weights_only=False``."""
@@ -113,7 +92,7 @@ def load_training_checkpoint(path: str):
             or holds an ``argparse.Namespace`` and this torch (< 2.4) has no
             allowlist to admit it.
     """
-    with _allow_globals(CHECKPOINT_SAVER_GLOBALS) as allowed:
+    with safe_globals_scope(CHECKPOINT_SAVER_GLOBALS) as allowed:
         try:
             return torch.load(path, map_location='cpu', weights_only=True)
         except pickle.UnpicklingError as e:

@@ -1,5 +1,7 @@
 """mmsb.compat: Runner checkpoints under torch>=2.6 weights_only loading,
 malicious checkpoints refused, gloo/DDP on a CPU-only host."""
+import argparse
+import io
 import json
 import os
 import os.path as osp
@@ -56,6 +58,27 @@ randomness = dict(seed=0)
 """
 
 
+def _default_load_is_weights_only():
+    """Whether a plain ``torch.load`` refuses a global nobody allowlisted
+    (torch >= 2.6), or unpickles anything (older torch: no allowlist to
+    enforce there)."""
+    buf = io.BytesIO()
+    torch.save({'args': argparse.Namespace(a=1)}, buf)
+    buf.seek(0)
+    try:
+        torch.load(buf)
+    except pickle.UnpicklingError:
+        return True
+    return False
+
+
+WEIGHTS_ONLY_DEFAULT = _default_load_is_weights_only()
+needs_weights_only_default = pytest.mark.skipif(
+    not WEIGHTS_ONLY_DEFAULT,
+    reason='torch.load is unrestricted by default on this torch: the '
+    'allowlist has nothing to enforce (README, "Compatibility")')
+
+
 def make_cls_data(root):
     rng = np.random.default_rng(0)
     for split, n in (('train', 4), ('val', 4)):
@@ -104,8 +127,11 @@ def test_runner_checkpoint_needs_and_gets_the_allowlist(trained):
         print(type(ck['message_hub']['log_scalars']['train/loss']).__name__)
     """)
     bare = run([PY, '-c', probe, 'bare'], ROOT)
-    assert bare.returncode != 0
-    assert 'Weights only load failed' in bare.stderr       # torch alone
+    if WEIGHTS_ONLY_DEFAULT:
+        assert bare.returncode != 0
+        assert 'Weights only load failed' in bare.stderr    # torch alone
+    else:  # older torch loads anything by default: nothing to allow
+        assert bare.returncode == 0, bare.stderr[-2000:]
     ok = run([PY, '-c', probe, 'mmsb'], ROOT)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert ok.stdout.strip() == 'HistoryBuffer'
@@ -145,6 +171,7 @@ def _save(obj, path):
     torch.save({'state_dict': {}, 'meta': obj}, path)
 
 
+@needs_weights_only_default
 @pytest.mark.parametrize('payload,words', [
     ((os.system, ('touch {marker}', )), 'blocked'),
     ((getattr, (HistoryBuffer, '__init__')), 'refusing builtins.getattr'),
@@ -179,6 +206,28 @@ def test_history_buffer_statistics_methods_round_trip(tmp_path):
     loaded = torch.load(tmp_path / 'b.pth')
     assert loaded['b'].mean() == 2.0 and loaded['b'].max() == 3.0
     assert loaded['arr'].tolist() == [0, 1, 2] and loaded['f'] == 2.5
+
+
+def test_allowlist_follows_what_torch_offers():
+    """The probe leaves torch's list as it was; without (object, name)
+    pairs only globals pickled under their own names are registered."""
+    from mmsb.compat import (CHECKPOINT_SAFE_GLOBALS, allowlist_takes_names,
+                             allowlisted_checkpoint_globals,
+                             history_buffer_getattr)
+    ser = torch.serialization
+    if not hasattr(ser, 'add_safe_globals'):  # torch < 2.4: no allowlist
+        assert allowlist_takes_names() is False
+    else:
+        before = set(ser.get_safe_globals())
+        takes = allowlist_takes_names()
+        assert set(ser.get_safe_globals()) == before
+        # what `import mmsb` (conftest) registered
+        assert set(allowlisted_checkpoint_globals(takes)) <= before
+    assert allowlisted_checkpoint_globals(True) == CHECKPOINT_SAFE_GLOBALS
+    plain = allowlisted_checkpoint_globals(False)
+    assert HistoryBuffer in plain and np.ndarray in plain
+    assert history_buffer_getattr not in plain
+    assert not any(isinstance(g, tuple) for g in plain)
 
 
 _DDP_WORKER = """

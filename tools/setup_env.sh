@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Creates (or checks) the project environment in .venv/: the pinned OpenMMLab stack on
-# torch 2.13.0, with mmcv 2.1.0 built from its sdist once per machine and cached.
+# Creates (or checks) a project environment: the pinned OpenMMLab stack with mmcv 2.1.0
+# built from its sdist once per torch version and machine, and cached. Two tested rows
+# (README "Tested versions"), the same OpenMMLab pins on both:
+#   newest (default)  torch 2.13.0 + torchvision 0.28.0 in .venv/
+#   oldest            torch 2.1.2  + torchvision 0.16.2 in .venv-oldest/
 #
 #   tools/setup_env.sh            # idempotent: seconds when everything is in place
+#   tools/setup_env.sh --oldest   # the oldest row (or MMSB_ROW=oldest)
 #   MMSB_VENV=/path tools/setup_env.sh
 #   MMSB_WHEEL_CACHE=/path        # where built mmcv wheels are kept (default ~/.cache/mmsb/wheels)
 #   MMSB_TORCH=existing MMSB_VENV=/path/to/env tools/setup_env.sh
@@ -18,11 +22,30 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${MMSB_VENV:-$ROOT/.venv}"
+ROW="${MMSB_ROW:-newest}"
+for arg in "$@"; do
+  case "$arg" in
+    --oldest) ROW=oldest ;;
+    --newest) ROW=newest ;;
+    *) echo "[setup] unknown argument '$arg' (expected --oldest or --newest)" >&2; exit 2 ;;
+  esac
+done
+# setuptools: mmcv's setup.py and mim import pkg_resources (gone in setuptools 81);
+# torch 2.13 requires setuptools >= 77.0.3, while torch 2.1's cpp_extension (imported
+# by mmcv's build and mmengine's env report) does `from pkg_resources import packaging`,
+# which setuptools >= 70 no longer offers.
+case "$ROW" in
+  newest) TORCH_VERSION=2.13.0 TORCHVISION_VERSION=0.28.0 DEFAULT_VENV="$ROOT/.venv"
+          SETUPTOOLS="setuptools>=77.0.3,<81" ;;
+  # The oldest row: what OpenMMLab's own mmcv 2.1.0 wheels were built for. PyPI's
+  # torch 2.1.2 is the CUDA 12.1 build (with its nvidia-* packages); it runs on CPU.
+  oldest) TORCH_VERSION=2.1.2 TORCHVISION_VERSION=0.16.2 DEFAULT_VENV="$ROOT/.venv-oldest"
+          SETUPTOOLS="setuptools>=60,<70" ;;
+  *) echo "[setup] MMSB_ROW='$ROW': expected 'newest' or 'oldest'" >&2; exit 2 ;;
+esac
+VENV="${MMSB_VENV:-$DEFAULT_VENV}"
 PY="${MMSB_PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-TORCH_VERSION=2.13.0
-TORCHVISION_VERSION=0.28.0
 EXISTING_TORCH=0
 [[ "${MMSB_TORCH:-}" == existing ]] && EXISTING_TORCH=1
 MMCV_VERSION=2.1.0
@@ -36,22 +59,21 @@ elapsed() { printf '        done in %ss\n' "$((SECONDS - $1))"; }
 
 # The stamp records everything the install depends on; if it matches, nothing is redone.
 want_stamp() {
-  { cat "$ROOT/tools/setup_env.sh" "$ROOT"/requirements/*.txt "$ROOT/setup.py"; echo "torch=${MMSB_TORCH:-pinned}"; } \
+  { cat "$ROOT/tools/setup_env.sh" "$ROOT"/requirements/*.txt "$ROOT/setup.py"; echo "row=$ROW torch=${MMSB_TORCH:-pinned}"; } \
     | sha256sum | cut -d' ' -f1
 }
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(want_stamp)" && -x "$VENV/bin/python" ]]; then
-  echo "[setup] environment in ${VENV#$ROOT/} is up to date"
+  echo "[setup] environment in ${VENV#$ROOT/} ($ROW row) is up to date"
   exit 0
 fi
 
 T0=$SECONDS
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
-say "virtual environment ${VENV#$ROOT/} ($("$PY" --version))"
+say "virtual environment ${VENV#$ROOT/} ($("$PY" --version), $ROW row)"
 t=$SECONDS
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
-# mmcv's setup.py and mim import pkg_resources: setuptools must stay below 81.
-"${PIP[@]}" install -q --upgrade "pip>=23" "setuptools>=77.0.3,<81" wheel ninja
+"${PIP[@]}" install -q --upgrade "pip>=23" "$SETUPTOOLS" wheel ninja
 elapsed $t
 
 if [[ $EXISTING_TORCH == 1 ]]; then
@@ -72,6 +94,13 @@ else
   fi
 fi
 "$VENV/bin/python" -c "import torch, torchvision; print('        torch', torch.__version__, 'torchvision', torchvision.__version__, '| CUDA', torch.version.cuda, '| GPU:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none')"
+if ! "$VENV/bin/python" -c "import torch.utils.cpp_extension" 2>/dev/null; then
+  # An existing older torch (2.1 has it) under a newer setuptools: its cpp_extension needs
+  # pkg_resources.packaging (setuptools < 70).
+  echo "        torch.utils.cpp_extension does not import with this setuptools: installing setuptools<70"
+  SETUPTOOLS="setuptools>=60,<70"
+  "${PIP[@]}" install -q "$SETUPTOOLS"
+fi
 elapsed $t
 
 say "mmcv ${MMCV_VERSION} with ops (built once per machine, cached in $CACHE)"
@@ -106,7 +135,10 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version_
     "$VENV/bin/python" -c "import cv2" 2>/dev/null || "${PIP[@]}" install -q "opencv-python<4.12"
     (
       export MMCV_WITH_OPS=1 FORCE_CUDA=$WITH_CUDA MAX_JOBS="$JOBS"
-      "${PIP[@]}" wheel --no-build-isolation --no-deps -v "mmcv==${MMCV_VERSION}" -w "$WHEEL_DIR.tmp"
+      # --no-cache-dir: pip's own wheel cache is keyed by the sdist, not by the torch
+      # it was built against, and would hand the other row's build back (whose ops
+      # then fail to load: "undefined symbol: _ZN2at4_ops10zeros_like4call...").
+      "${PIP[@]}" wheel --no-cache-dir --no-build-isolation --no-deps -v "mmcv==${MMCV_VERSION}" -w "$WHEEL_DIR.tmp"
     ) >"$BUILD_LOG" 2>&1 &
     pid=$!
     while kill -0 $pid 2>/dev/null; do
@@ -121,7 +153,8 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version_
     fi
     mv "$WHEEL_DIR.tmp"/mmcv-*.whl "$WHEEL_DIR"/ && rmdir "$WHEEL_DIR.tmp"
   fi
-  "${PIP[@]}" install -q --no-deps "$WHEEL_DIR"/mmcv-${MMCV_VERSION}-*.whl
+  # --force-reinstall: an mmcv 2.1.0 whose ops fail to load may be installed already
+  "${PIP[@]}" install -q --no-deps --force-reinstall "$WHEEL_DIR"/mmcv-${MMCV_VERSION}-*.whl
 fi
 elapsed $t
 
@@ -139,7 +172,7 @@ if [[ $EXISTING_TORCH == 1 ]]; then
 else
   "${PIP[@]}" install -q -r "$ROOT/requirements/stack.txt" -r "$ROOT/requirements/tests.txt" \
     "torch===${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" "mmcv==${MMCV_VERSION}" \
-    "setuptools>=77.0.3,<81"
+    "$SETUPTOOLS"
   "${PIP[@]}" install -q --no-deps "openmim==0.3.9"
 fi
 # grad-cam (the `cam` extra) asks for opencv-python-headless, a second OpenCV

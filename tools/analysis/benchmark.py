@@ -219,8 +219,12 @@ class Runner:
     def train_step(self, model, loss_fn, lr=1e-4):
         """SGD (fp16: with a GradScaler); grads freed after, as mmengine."""
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-        scaler = torch.amp.GradScaler(self.device.split(':')[0],
-                                      enabled=self.amp == 'fp16')
+        enabled = self.amp == 'fp16'
+        if hasattr(torch.amp, 'GradScaler'):
+            scaler = torch.amp.GradScaler(self.device.split(':')[0],
+                                          enabled=enabled)
+        else:  # torch < 2.3: CUDA's only (without CUDA: warns, disabled)
+            scaler = torch.cuda.amp.GradScaler(enabled=enabled)
 
         def step():
             with self.autocast():
@@ -412,7 +416,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads or 1)
     torch.backends.cudnn.benchmark = cuda
     if args.compile:   # every model and mode compiles one forward code object
-        torch._dynamo.config.recompile_limit = 64
+        dyn = torch._dynamo.config   # named cache_size_limit before torch 2.6
+        name = ('recompile_limit'
+                if hasattr(dyn, 'recompile_limit') else 'cache_size_limit')
+        setattr(dyn, name, 64)
     torch.manual_seed(args.seed)
     import mmsb  # noqa: F401  registers SBResNet, activates compat
     from mmdet.testing import demo_mm_inputs

@@ -1,4 +1,6 @@
+import inspect
 import math
+
 import pytest
 import torch
 import torch.nn as nn
@@ -128,8 +130,13 @@ def test_onnx_export_matches_eager(tmp_path):
     model = SBResNet(depth=26, base_channels=16, out_indices=(0, 3)).eval()
     x = torch.rand(1, 3, 70, 90)              # 18x23 maps: not multiples of P
     path = str(tmp_path / 'sb.onnx')
-    torch.onnx.export(model, (x, ), path, dynamo=False, opset_version=17,
-                      input_names=['img'])
+    # The TorchScript exporter: newer torch defaults to dynamo=True, older
+    # torch has no such argument (and only this exporter).
+    exporter = {}
+    if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
+        exporter['dynamo'] = False
+    torch.onnx.export(model, (x, ), path, opset_version=17,
+                      input_names=['img'], **exporter)
     sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     outs = sess.run(None, {'img': x.numpy()})
     with torch.no_grad():
