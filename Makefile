@@ -10,3 +10,33 @@ PYTEST_ARGS ?=
 # What the oldest row runs (README "Tested versions"): the whole suite, as the newest
 # row (about 7 minutes on 2 cores); e.g. OLDEST_TESTS="tests/test_models" for a part.
 OLDEST_TESTS ?= tests
+
+.PHONY: setup setup-oldest demo test test-oldest bench evidence clean
+
+setup:
+	@MMSB_VENV="$(abspath $(VENV))" bash tools/setup_env.sh
+
+setup-oldest:
+	@MMSB_VENV="$(abspath $(VENV_OLDEST))" bash tools/setup_env.sh --oldest
+
+demo: setup
+	@$(PY) tools/demo.py
+
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-oldest: setup-oldest
+	@$(PY_OLDEST) -m pytest $(OLDEST_TESTS) $(PYTEST_ARGS)
+
+bench: setup
+	@$(PY) tools/analysis/benchmark.py
+
+# SB-ResNet against its plain twin, paired and seeded (about 90 min on 2 cores):
+# regenerates docs/evidence.md from scratch (it is in git; the tool alone never
+# overwrites a report without --force). EVIDENCE_ARGS=--quick: minutes, meaningless.
+EVIDENCE_ARGS ?= --force
+evidence: setup
+	@$(PY) tools/analysis/evidence.py $(EVIDENCE_ARGS)
+
+clean:
+	rm -rf work_dirs data/demo .pytest_cache
