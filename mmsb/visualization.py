@@ -8,7 +8,7 @@ with mmengine's ``Visualizer.draw_featmap`` and tiles them into one picture:
 one row per SB block, one column per bias map.
 """
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -125,19 +125,20 @@ class _TensorOutput(torch.nn.Module):
         return out[0] if isinstance(out, (list, tuple)) else out
 
 
+def sb_block_names(model: torch.nn.Module) -> List[str]:
+    """Names of the model's bottlenecks that carry a spatial-bias branch."""
+    from mmsb.models.backbones.sb_resnet import SBBottleneck
+    return [n for n, m in model.named_modules()
+            if isinstance(m, SBBottleneck) and m.spatial_bias is not None]
+
+
 def _branches(model: torch.nn.Module, block: str):
     """(conv branch, spatial-bias branch) modules of an SB block."""
-    from mmsb.models.backbones.sb_resnet import SBBottleneck
-    try:
-        module = model.get_submodule(block)
-    except AttributeError:
-        module = None
-    if not isinstance(module, SBBottleneck) or module.spatial_bias is None:
-        names = [n for n, m in model.named_modules()
-                 if isinstance(m, SBBottleneck) and
-                 m.spatial_bias is not None]
+    names = sb_block_names(model)
+    if block not in names:
         raise KeyError(f'{block!r} is not a block with spatial bias; SB '
                        f'blocks of this model: {names}')
+    module = model.get_submodule(block)
     conv = module.conv1 if module.sb_position == 'conv1' else module.conv2
     return conv, module.spatial_bias
 

@@ -68,6 +68,8 @@ DEFAULTS: Dict[str, dict] = {
     'cls': dict(num_train=3000, num_val=300, img_size=32, seed=2),
     'pathfinder': dict(num_train=10000, num_val=2000, img_size=64, seed=3),
 }
+# Renderer options a task takes besides the sizes and the seed, with defaults.
+RENDER_OPTIONS: Dict[str, dict] = {'pathfinder': PATHFINDER_DEFAULTS}
 META_FILE = 'demo_meta.json'
 _SPLIT_IDS = {'train': 0, 'val': 1}
 
@@ -307,21 +309,15 @@ def generate_if_missing(task: str,
     """
     if task not in TASKS:
         raise KeyError(f'unknown demo task {task!r}; expected one of {TASKS}')
-    if options and task != 'pathfinder':
-        raise KeyError(f'demo {task} data takes no options, got '
-                       f'{sorted(options)}')
-    settings = dict(DEFAULTS[task])
+    allowed = RENDER_OPTIONS.get(task, {})
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise KeyError(f'demo {task} data: unknown option(s) {unknown}; '
+                       f'allowed: {sorted(allowed)}')
+    settings = dict(DEFAULTS[task], **allowed)
     given = dict(num_train=num_train, num_val=num_val, img_size=img_size,
-                 seed=seed)
+                 seed=seed, **options)
     settings.update({k: v for k, v in given.items() if v is not None})
-    if task == 'pathfinder':
-        unknown = sorted(set(options) - set(PATHFINDER_DEFAULTS))
-        if unknown:
-            raise KeyError(f'pathfinder data: unknown option(s) {unknown}; '
-                           f'allowed: {sorted(PATHFINDER_DEFAULTS)}')
-        settings.update(PATHFINDER_DEFAULTS)
-        settings.update(options)
-        given.update(options)
     for key in ('num_train', 'num_val', 'img_size'):
         if not isinstance(settings[key], int) or settings[key] < 1:
             raise ValueError(f'demo {task} data: {key} must be a positive '

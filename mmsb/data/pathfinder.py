@@ -30,13 +30,13 @@ both classes:
 
 What differs is only whether the curve that leaves one marker ends at the
 other, which can be decided only by following the curve over its whole
-length, which is at least the marker distance. For the networks of
-``configs/evidence`` (a CIFAR-style ResNet, 3x3 stem at stride 1, two
-bottlenecks per stage, strides 1/2/2), the theoretical receptive field of a
-stage-2 output is 13 px and of a stage-3 output 29 px at the input, so no unit
-up to stage 2 ever sees both markers, and effective receptive fields are
-far smaller than theoretical ones. Labels are exactly balanced (even index:
-connected).
+length, which is at least the marker distance. For the networks of the
+Pathfinder configs in ``configs/demo`` (a CIFAR-style ResNet, 3x3 stem at
+stride 1, two bottlenecks per stage, strides 1/2/2), the theoretical receptive
+field of a stage-2 output is 13 px and of a stage-3 output 29 px at the input,
+so no unit up to stage 2 ever sees both markers, and effective receptive
+fields are far smaller than theoretical ones. Labels are exactly balanced
+(even index: connected).
 
 Deterministic: image ``i`` of a split depends only on (seed, split, i).
 """

@@ -399,12 +399,6 @@ def collect(run):
                               rec.get('time')))
     if not val:
         raise RuntimeError(f'{path}: no {key} was logged')
-    if len({step for step, _ in val}) < len(val):
-        # logged by epoch (always 0 in an iteration-based loop): the k-th
-        # evaluation ran after k * val_interval iterations
-        every = int(next(o for o in run.options if o.startswith(
-            'train_cfg.val_interval=')).split('=', 1)[1])
-        val = [((k + 1) * every, v) for k, (_, v) in enumerate(val)]
     times = [t for _, _, t in train[1:] if t is not None] or \
         [t for _, _, t in train if t is not None]
     return dict(metric=val[-1][1], val_curve=val,

@@ -67,11 +67,8 @@ def main(argv=None):
 
 
 def _last_sb_blocks(model):
-    from mmsb.models.backbones.sb_resnet import SBBottleneck
-    last = {}
-    for name, m in model.named_modules():
-        if isinstance(m, SBBottleneck) and m.spatial_bias is not None:
-            last[name.rsplit('.', 1)[0]] = name
+    from mmsb.visualization import sb_block_names
+    last = {name.rsplit('.', 1)[0]: name for name in sb_block_names(model)}
     return list(last.values())
 
 
