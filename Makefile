@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # row (about 7 minutes on 2 cores); e.g. OLDEST_TESTS="tests/test_models" for a part.
 OLDEST_TESTS ?= tests
 
-.PHONY: setup setup-oldest demo test test-oldest bench evidence clean
+.PHONY: setup setup-oldest demo test test-oldest bench evidence wheelhouse-gpu clean
 
 setup:
 	@MMSB_VENV="$(abspath $(VENV))" bash tools/setup_env.sh
@@ -37,6 +37,10 @@ bench: setup
 EVIDENCE_ARGS ?= --force
 evidence: setup
 	@$(PY) tools/analysis/evidence.py $(EVIDENCE_ARGS)
+
+# What a lent GPU machine (no network) lacks for tools/gpu_check.sh (docs/benchmark.md).
+wheelhouse-gpu:
+	@bash tools/gpu_wheelhouse.sh
 
 clean:
 	rm -rf work_dirs data/demo .pytest_cache
