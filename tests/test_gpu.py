@@ -37,8 +37,12 @@ def exact_fp32():
 
 def _model(train):
     torch.manual_seed(0)
+    # No zero-init residual: with norm3 = 0 every bottleneck would add
+    # nothing to its identity path, and no output or gradient compared here
+    # would depend on the spatial bias branch.
     model = SBResNet(depth=26, base_channels=16, out_indices=(0, 1, 2, 3),
-                     sb_stages=(True, True, True, True))
+                     sb_stages=(True, True, True, True),
+                     zero_init_residual=False)
     model.init_weights()
     return model.train(train)
 
@@ -71,24 +75,49 @@ def test_cuda_equals_cpu_fp32(exact_fp32, train):
         assert worst < 1e-3, worst
 
 
-@pytest.mark.parametrize('dtype,tol', [(torch.float16, 2e-2),
-                                       (torch.bfloat16, 5e-2)])
-def test_autocast_close_to_fp32(dtype, tol):
-    """Under autocast the outputs stay within ``tol`` (relative norm) of
-    fp32, and the gradients within 5x that."""
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_autocast_close_to_fp32(exact_fp32, dtype):
+    """Autocast against fp32, in units of the format's epsilon (2**-10 for
+    fp16, 2**-7 for bf16). Each SB block, fed its fp32 input, stays within
+    4 eps of its output's magnitude, and its gradients (input and every
+    parameter) within 4 sqrt(eps) in relative norm: where a pre-activation
+    rounds across 0, ReLU passes or stops a whole gradient entry, a fraction
+    ~eps of the entries, an error ~sqrt(eps) in norm. The network's outputs
+    (26 layers compounding) stay within 32 eps in relative norm, and its
+    gradients are finite. Measured with CPU autocast (torch 2.13) on this
+    model: 1.3 eps, 3 sqrt(eps) and 19 eps."""
+    eps = torch.finfo(dtype).eps
+    model = _model(True).cuda()
     x = torch.randn(2, 3, 96, 128, device='cuda')
-    ref_out, ref_grads = _run(_model(True).cuda(), x)
+    inputs = {}
+    hooks = [block.register_forward_pre_hook(
+        lambda m, args, name=name: inputs.__setitem__(name, args[0].detach()))
+        for name, block in model.sb_blocks()]
+    ref_outs = model(x)
+    for h in hooks:
+        h.remove()
     with torch.autocast('cuda', dtype=dtype):
-        model = _model(True).cuda()
         outs = model(x)
-        loss = sum(o.float().pow(2).mean() for o in outs)
-    loss.backward()
-    for o, r in zip(outs, ref_out):
+    for o, r in zip(outs, ref_outs):
         assert o.dtype == dtype
-        assert _rel(o.detach().cpu(), r) < tol
+        assert _rel(o.detach(), r.detach()) < 32 * eps
+    sum(o.float().pow(2).mean() for o in outs).backward()
     for n, p in model.named_parameters():
-        if n in ref_grads and ref_grads[n].norm() > 0:
-            assert _rel(p.grad.cpu(), ref_grads[n]) < 5 * tol, n
+        assert torch.isfinite(p.grad).all(), n
+
+    for name, block in model.sb_blocks():
+        xb = inputs[name].clone().requires_grad_()
+        leaves = (xb, ) + tuple(block.parameters())
+        ref = block(xb)
+        ref_grads = torch.autograd.grad(ref.pow(2).mean(), leaves)
+        with torch.autocast('cuda', dtype=dtype):
+            out = block(xb)
+        grads = torch.autograd.grad(out.float().pow(2).mean(), leaves)
+        err = float((out.detach().float() - ref.detach()).abs().max() /
+                    ref.detach().abs().max())
+        assert err <= 4 * eps, f'{name}: {err / eps:.1f} eps'
+        for g, r in zip(grads, ref_grads):
+            assert _rel(g, r) < 4 * eps**.5, f'{name}: {_rel(g, r)}'
 
 
 def test_channels_last(exact_fp32):

@@ -21,8 +21,14 @@ def test_collect_and_draw():
     assert maps['layer1.0.spatial_bias'].shape == (1, 3, 10, 10)
     pic = draw_bias_maps(img, maps, cell=64)
     assert pic.dtype == np.uint8 and pic.shape[2] == 3
-    assert pic.shape[0] == 6 * 48           # 6 rows of 64*90/120 px
-    assert pic.std() > 0
+    assert pic.shape[:2] == (6 * 48, 150 + 4 * 64)  # 6 rows, 64x48 tiles
+    # Each row: a 150 px label, the image, then one overlay per bias map.
+    image_tile = pic[:48, 150:214]
+    for r in range(6):
+        tiles = np.split(pic[48 * r:48 * (r + 1), 150:], 4, axis=1)
+        assert np.array_equal(tiles[0], image_tile)
+        for k, tile in enumerate(tiles[1:]):
+            assert not np.array_equal(tile, image_tile), (r, k)
     with pytest.raises(KeyError, match='layer9'):
         draw_bias_maps(img, maps, blocks=['layer9.0.spatial_bias'])
 

@@ -121,9 +121,14 @@ def test_plugins_see_widened_channels_and_combine():
 
 def test_with_cp_dcn_gn_syncbn_caffe():
     m = SBResNet(depth=50, with_cp=True, style='caffe')
+    ref = SBResNet(depth=50, style='caffe')
+    ref.load_state_dict(m.state_dict())
     x = torch.rand(1, 3, 64, 64, requires_grad=True)
-    m(x)[-1].sum().backward()
-    assert m.layer1[0].spatial_bias.mix.weight.grad is not None
+    grads = [torch.autograd.grad(
+        model(x)[-1].sum(), (x, model.layer1[0].spatial_bias.mix.weight))
+        for model in (m, ref)]
+    for got, want in zip(*grads):   # recomputed in backward: the same
+        torch.testing.assert_close(got, want)
     gn = SBResNet(depth=50, norm_cfg=dict(type='GN', num_groups=32))
     assert type(gn.layer1[0].spatial_bias.norm).__name__ == 'GroupNorm'
     assert type(gn.layer1[0].norm2).__name__ == 'SplitNorm'
@@ -152,9 +157,17 @@ def test_v1c_v1d_stems():
 def test_zero_init_residual_applies_to_sb_blocks():
     m = SBResNet(depth=50)
     m.init_weights()
-    assert torch.all(m.layer1[0].norm3.weight == 0)
-    # The 1-D conv gets its own (He) init, not left at PyTorch defaults only.
-    assert m.layer1[0].spatial_bias.mix.weight.std() > 0
+    for _, block in m.sb_blocks():
+        assert torch.all(block.norm3.weight == 0)
+        # The widened norm starts as (1, 0) for conv and bias channels alike.
+        assert torch.all(block.norm2.weight == 1)
+        assert torch.all(block.norm2.bias == 0)
+        # The 1-D mixing conv keeps PyTorch's default init, as in the
+        # authors' code: uniform in +-1/sqrt(fan_in), std bound/sqrt(3).
+        mix = block.spatial_bias.mix.weight
+        bound = mix[0].numel()**-.5
+        assert float(mix.abs().max()) <= bound
+        assert float(mix.std()) == pytest.approx(bound / 3**.5, rel=0.02)
 
 
 # ------------------------------------------------------ weights users have
@@ -245,6 +258,67 @@ def test_missing_keys_are_reported_by_name(tmp_path):
     text = '\n'.join(records)
     assert 'missing keys' in text
     assert 'layer1.0.spatial_bias.mix.weight' in text
+
+
+@pytest.mark.parametrize('norm_eval', [False, True])
+def test_plain_load_by_value_and_the_branch_trains(norm_eval):
+    """After a plain-ResNet load the widened norm holds (1, 0) affine and
+    (0, 1) running statistics for the bias channels, and the plain values
+    for the rest; the output equals the plain ResNet's. Training revives the
+    branch: the next conv's bias-channel columns start at 0, so step 1 gives
+    the branch no gradient but moves those columns (their input, ReLU of the
+    normalised bias maps, is not 0); step 2 then moves the branch. A norm
+    weight filled with 0 would keep that input at ReLU(0) = 0: dead for
+    good."""
+    plain = ResNet(depth=50, base_channels=16, out_indices=(0, 1, 2, 3))
+    randomize_bn(plain)
+    sb = SBResNet(depth=50, base_channels=16, out_indices=(0, 1, 2, 3),
+                  norm_eval=norm_eval)
+    missing = sb.load_state_dict(plain.state_dict(), strict=False)[0]
+    assert missing and all('.spatial_bias.' in k for k in missing)
+    plain_sd = plain.state_dict()
+    blocks = list(sb.sb_blocks())
+    assert len(blocks) == 13                             # stages 1-3
+    for name, block in blocks:
+        norm_name, _ = block.widened_layers()
+        norm = getattr(block, norm_name)
+        n = norm.num_features - block.sb_channels
+        for key, fill in (('weight', 1.), ('bias', 0.), ('running_mean', 0.),
+                          ('running_var', 1.)):
+            t = getattr(norm, key)
+            assert torch.equal(t[:n], plain_sd[f'{name}.{norm_name}.{key}'])
+            assert torch.equal(t[n:], torch.full_like(t[n:], fill)), \
+                f'{name}.{norm_name}.{key}'
+
+    x = torch.rand(2, 3, 64, 96)
+    plain.eval()
+    with torch.no_grad():
+        for a, b in zip(plain(x), sb.eval()(x)):
+            torch.testing.assert_close(b, a)
+
+    sb.train()
+    # Plain SGD: without momentum or decay only a gradient moves a tensor.
+    opt = torch.optim.SGD(sb.parameters(), lr=0.1)
+
+    def step():
+        opt.zero_grad()
+        sum(o.pow(2).mean() for o in sb(x)).backward()
+        opt.step()
+
+    def branches():
+        return [torch.cat([p.detach().flatten() for p in
+                           b.spatial_bias.parameters()]) for _, b in blocks]
+
+    before = branches()
+    step()
+    for (name, block), was, now in zip(blocks, before, branches()):
+        conv = getattr(block, block.widened_layers()[1])
+        cols = conv.weight[:, -block.sb_channels:]
+        assert torch.equal(now, was), name      # no gradient through 0 cols
+        assert (cols != 0).any(0).all(), f'{name}: a bias channel is dead'
+    step()
+    for (name, _), was, now in zip(blocks, before, branches()):
+        assert not torch.equal(now, was), f'{name}: the branch did not move'
 
 
 def test_irreconcilable_shapes_are_an_error(tmp_path):
