@@ -91,6 +91,8 @@ def load_training_checkpoint(path: str):
         pickle.UnpicklingError: the file holds a global that is not allowed,
             or holds an ``argparse.Namespace`` and this torch (< 2.4) has no
             allowlist to admit it.
+        ValueError: torch.load cannot read the file at all (empty, truncated
+            or not written by torch.save).
     """
     with safe_globals_scope(CHECKPOINT_SAVER_GLOBALS) as allowed:
         try:
@@ -110,6 +112,12 @@ def load_training_checkpoint(path: str):
                 f'refused by torch.load(weights_only=True); a '
                 f"CheckpointSaver file holds only tensors, plain containers "
                 f'and argparse.Namespace; this one also: {reason}') from e
+        except Exception as e:  # torch says KeyError: 101, EOFError: ...
+            detail = ' '.join(str(e).split())[:300]
+            raise ValueError(
+                f'not a file torch.load can read (empty, truncated or not '
+                f'written by torch.save): {type(e).__name__}' +
+                (f': {detail}' if detail else '')) from e
 
 
 def _is_bare_state_dict(obj) -> bool:

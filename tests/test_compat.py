@@ -15,6 +15,7 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 from PIL import Image
+from test_demo.demo_utils import free_port
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PY = sys.executable
@@ -255,9 +256,10 @@ def test_gloo_and_cpu_ddp_in_two_processes(tmp_path):
     script = tmp_path / 'worker.py'
     script.write_text(_DDP_WORKER)
     procs = []
+    port = str(free_port())  # a fixed one may be taken (a parallel run)
     for rank in range(2):
         env = dict(ENV, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
-                   MASTER_ADDR='127.0.0.1', MASTER_PORT='29731')
+                   MASTER_ADDR='127.0.0.1', MASTER_PORT=port)
         procs.append(subprocess.Popen([PY, str(script)], env=env, cwd=ROOT,
                                       stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
@@ -290,7 +292,7 @@ def test_import_starts_no_process_group(tmp_path):
     script = tmp_path / 'user.py'
     script.write_text(_USER_INIT)
     env = dict(ENV, RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
-               MASTER_ADDR='127.0.0.1', MASTER_PORT='29733')
+               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
     res = subprocess.run([PY, str(script)], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -3,6 +3,7 @@ here the way timm's CheckpointSaver writes them for the authors' train.py:
 epoch, arch, state_dict, optimizer, version, args (argparse.Namespace),
 amp_scaler, state_dict_ema, metric."""
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -438,3 +439,197 @@ def test_tool_refuses_unconvertible_files(tmp_path, case):
     assert res.returncode != 0
     assert words in res.stderr, res.stderr
     assert not dst.exists()
+
+
+# ------------------------------------------------- refusals, in-process
+# Each refusal of the tool is the one line ``sys.exit('error: ...')`` makes
+# Python print on stderr (exit status 1), given before anything is written.
+def load_converter():
+    """tools/model_converters/sbnet_to_mmsb.py as a module (not a package)."""
+    spec = importlib.util.spec_from_file_location('mmsb_tools_sbnet_to_mmsb',
+                                                  TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def refusal(capsys, *argv):
+    """The tool's main(argv) in this process: the line it ends with."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        load_converter().main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert not out.strip() and not err.strip(), (out, err)
+    assert isinstance(exc.value.code, str), exc.value.code  # exit status 1
+    assert len(exc.value.code.splitlines()) == 1, exc.value.code
+    return exc.value.code
+
+
+def listing(folder):
+    """Every file (with its bytes) and folder under ``folder``."""
+    return {p.relative_to(folder): p.read_bytes() if p.is_file() else None
+            for p in folder.rglob('*')}
+
+
+@pytest.fixture(scope='module')
+def cifar11():
+    """The authors' smallest CIFAR SB-ResNet (depth 11: one bottleneck per
+    stage; spatial bias in stages 1-2, P=10), in their key layout."""
+    return authors_layout(
+        SBResNetCIFAR(depth=11, sb_cfg=dict(pooled_size=10)).state_dict())
+
+
+CIFAR11 = dict(type='SBResNetCIFAR', depth=11, sb_stages=(True, True, False),
+               sb_cfg=dict(num_bias=3, kernel_size=3, pooled_size=10))
+
+
+def test_tool_refuses_a_missing_source(tmp_path, capsys):
+    src, dst = tmp_path / 'model_best.pth.tar', tmp_path / 'out.pth'
+    line = refusal(capsys, src, dst)
+    assert line == f'error: source checkpoint not found: {src}'
+    assert listing(tmp_path) == {}
+
+
+def test_tool_refuses_to_overwrite_without_force(tmp_path, cifar11, capsys):
+    src, dst = tmp_path / 'last.pth.tar', tmp_path / 'out.pth'
+    torch.save(cifar11, src)
+    dst.write_bytes(b'an earlier conversion')
+    folder = tmp_path / 'converted'
+    folder.mkdir()
+    before = listing(tmp_path)
+    line = refusal(capsys, src, dst)
+    assert line == f'error: {dst} exists; pass --force to overwrite it'
+    assert listing(tmp_path) == before
+    # A directory is not overwritten, even with --force.
+    line = refusal(capsys, src, folder, '--force')
+    assert line == (f'error: {folder} is a directory; expected the path of '
+                    f'the file to write')
+    assert listing(tmp_path) == before
+
+
+def test_tool_overwrites_with_force(tmp_path, cifar11, capsys):
+    src, dst = tmp_path / 'last.pth.tar', tmp_path / 'out.pth'
+    torch.save(cifar11, src)
+    dst.write_bytes(b'an earlier conversion')
+    load_converter().main([str(src), str(dst), '--backbone-only', '--force'])
+    out = capsys.readouterr().out
+    assert f'wrote {len(cifar11)} tensors to {dst}' in out, out
+    assert f'backbone config: {CIFAR11}' in out
+    saved = torch.load(dst, weights_only=True)
+    assert saved['meta']['backbone'] == CIFAR11
+    assert set(saved['state_dict']) == {
+        k.replace('.SB.feature_reduction.0.', '.spatial_bias.reduce.')
+         .replace('.SB.feature_reduction.1.', '.spatial_bias.bn.')
+         .replace('.SB.sb_conv.', '.spatial_bias.mix.') for k in cifar11}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'last.pth.tar', 'out.pth']                  # no .tmp left behind
+
+
+# The source (bytes as they are, anything else through torch.save) -> what
+# follows "error: <src>: ".
+UNREADABLE = {
+    'empty file': (b'', 'ValueError: not a file torch.load can read (empty, '
+                   'truncated or not written by torch.save): EOFError'),
+    'text file': (b'hello world', 'ValueError: not a file torch.load can '
+                  'read (empty, truncated or not written by torch.save): '
+                  'KeyError: 101'),
+    'list': ([torch.zeros(2)], 'ValueError: the checkpoint is a list, not a '
+             'dict holding a state dict'),
+    'tensor': (torch.zeros(2), 'ValueError: the checkpoint is a Tensor, not '
+               'a dict holding a state dict'),
+    'empty dict': ({}, "KeyError: the checkpoint has no 'state_dict'; its "
+                   'keys: []'),
+    'no state_dict': ({'epoch': 3, 'arch': 'sb_resnet50'},
+                      "KeyError: the checkpoint has no 'state_dict'; its "
+                      "keys: ['arch', 'epoch']"),
+    'tensor-free state_dict': ({'epoch': 3, 'state_dict': {'epoch': 3}},
+                               "ValueError: 'state_dict' holds no tensors"),
+    'state_dict not a dict': ({'state_dict': [torch.zeros(2)]},
+                              "KeyError: the checkpoint has no 'state_dict'; "
+                              "its keys: ['state_dict']"),
+}
+
+
+@pytest.mark.parametrize('case', list(UNREADABLE))
+def test_tool_refuses_files_without_a_state_dict(tmp_path, capsys, case):
+    content, expected = UNREADABLE[case]
+    src, dst = tmp_path / 'model_best.pth.tar', tmp_path / 'out' / 'x.pth'
+    if isinstance(content, bytes):
+        src.write_bytes(content)
+    else:
+        torch.save(content, src)
+    line = refusal(capsys, src, dst)
+    assert line == f'error: {src}: {expected}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+def _rename_block(sd, src, dst):
+    return {(dst + k[len(src):] if k.startswith(src + '.') else k): v
+            for k, v in sd.items()}
+
+
+def _malformed(case, sd):
+    """The authors' CIFAR-11 state dict spoilt one way -> the error."""
+    fit = f'the tensors do not fit {CIFAR11}'
+    if case == 'gap in layers':
+        return ({k: v for k, v in sd.items() if not k.startswith('layer2.')},
+                'stages [1, 3] found; expected layer1 to layerN')
+    if case == 'gap in blocks':
+        return (_rename_block(sd, 'layer2.0', 'layer2.1'),
+                'layer2 has blocks [1]; expected 0 to n-1')
+    if case == 'no blocks':
+        return ({k: v for k, v in sd.items() if not k.startswith('layer')},
+                'no ResNet blocks (layerX.Y.*) found')
+    if case == 'mixed block types':
+        return ({k: v for k, v in sd.items()
+                 if not k.startswith(('layer2.0.conv3.', 'layer2.0.bn3.'))},
+                "blocks ['layer2.0'] have no conv3 while the others are "
+                'bottlenecks (block counts (1, 1, 1))')
+    mix = 'layer1.0.SB.sb_conv.weight'
+    if case == 'sb_conv with a 2-D kernel':
+        return (dict(sd, **{mix: sd[mix].unsqueeze(2)}),
+                'layer1.0.SB: expected feature_reduction.0.weight and a 1-D '
+                'sb_conv.weight of shape (P*P, P*P, k), got sb_conv '
+                '(100, 100, 1, 3)')
+    if case == 'sb_conv without feature_reduction':
+        return ({k: v for k, v in sd.items()
+                 if k != 'layer1.0.SB.feature_reduction.0.weight'},
+                'layer1.0.SB: expected feature_reduction.0.weight and a 1-D '
+                'sb_conv.weight of shape (P*P, P*P, k), got sb_conv '
+                '(100, 100, 3)')
+    if case == 'sb_conv not square':
+        return (dict(sd, **{mix: torch.zeros(99, 99, 3)}),
+                'layer1.0.SB.sb_conv mixes 99 positions, not a square P*P')
+    if case == 'fewer bias maps than the kernel':
+        red = 'layer1.0.SB.feature_reduction.0.weight'
+        bad = dict(CIFAR11, sb_cfg=dict(num_bias=-1, kernel_size=3,
+                                        pooled_size=10))
+        return (dict(sd, **{red: sd[red][:1]}),
+                f'inferred {bad} cannot be built: SpatialBias: num_bias must '
+                f'be an int >= 1, got -1')
+    if case == 'missing key':
+        return ({k: v for k, v in sd.items()
+                 if k != 'layer3.0.bn2.running_mean'},
+                f"{fit}: missing: ['layer3.0.bn2.running_mean']")
+    if case == 'unexpected key':
+        return (dict(sd, **{'layer3.0.conv4.weight': torch.zeros(1)}),
+                f"{fit}: unexpected: ['layer3.0.conv4.weight']")
+    if case == 'foreign key':
+        return (dict(sd, **{'layer3.0.se.fc.weight': torch.zeros(1)}),
+                "1 key(s) are not part of an SB-ResNet checkpoint: "
+                "['layer3.0.se.fc.weight']")
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize('case', [
+    'gap in layers', 'gap in blocks', 'no blocks', 'mixed block types',
+    'sb_conv with a 2-D kernel', 'sb_conv without feature_reduction',
+    'sb_conv not square', 'fewer bias maps than the kernel', 'missing key',
+    'unexpected key', 'foreign key'])
+def test_tool_refuses_malformed_state_dicts(tmp_path, cifar11, capsys, case):
+    sd, expected = _malformed(case, cifar11)
+    src, dst = tmp_path / 'last.pth.tar', tmp_path / 'out.pth'
+    torch.save({'epoch': 3, 'arch': 'resnet_cifar', 'state_dict': sd}, src)
+    line = refusal(capsys, src, dst, '--force')
+    assert line == f'error: {src}: ValueError: {expected}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['last.pth.tar']

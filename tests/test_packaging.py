@@ -12,12 +12,24 @@ import pytest
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
+def git_files(*patterns):
+    """The files git tracks under ROOT; skips the test where ROOT is not
+    a git checkout (an sdist, a copied tree) or git is missing."""
+    try:
+        res = subprocess.run(['git', 'ls-files', '--', *patterns], cwd=ROOT,
+                             capture_output=True, text=True)
+    except FileNotFoundError:
+        pytest.skip('git is not installed')
+    # outside a checkout git fails (exit 128): with check=True that was an
+    # error, never the skip
+    if res.returncode != 0 or not res.stdout.split():
+        pytest.skip(f'{ROOT} is not a git checkout')
+    return res.stdout.split()
+
+
 @pytest.mark.slow
 def test_wheel_ships_mim_files(tmp_path):
-    files = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    if not files:
-        pytest.skip('not a git checkout')
+    files = git_files()
     src = tmp_path / 'src'
     for f in files:
         if osp.isfile(osp.join(ROOT, f)):
@@ -101,10 +113,7 @@ def test_sources_parse_as_the_oldest_declared_python():
     while only 3.11 is tested: at least the syntax must hold there. (ast's
     feature_version checks grammar only, not library calls.)"""
     import ast
-    files = subprocess.run(['git', 'ls-files', '*.py'], cwd=ROOT,
-                           capture_output=True, text=True).stdout.split()
-    if not files:
-        pytest.skip('not a git checkout')
+    files = git_files('*.py')
     for f in files:
         with open(osp.join(ROOT, f), encoding='utf-8') as fh:
             ast.parse(fh.read(), f, feature_version=(3, 8))

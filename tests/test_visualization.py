@@ -1,3 +1,4 @@
+import os.path as osp
 import subprocess
 import sys
 
@@ -8,6 +9,8 @@ from PIL import Image
 
 from mmsb.models import SBResNet
 from mmsb.visualization import collect_bias_maps, draw_bias_maps
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def test_collect_and_draw():
@@ -49,8 +52,9 @@ def test_tool_writes_png_and_refuses_overwrite(tmp_path):
     out = tmp_path / 'maps.png'
     cmd = [sys.executable, 'tools/analysis/visualize_bias.py', str(cfg),
            str(img), '--out', str(out), '--size', '128']
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    # the script's path is relative to the repository, whatever pytest's cwd
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     assert 'wrote' in res.stdout and out.stat().st_size > 1000
-    again = subprocess.run(cmd, capture_output=True, text=True)
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode != 0 and 'exists' in again.stderr

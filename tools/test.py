@@ -22,11 +22,18 @@ def parse_args(argv=None):
     return parse(p, argv)
 
 
-def enable_visualization(cfg, show_dir):
-    hooks = cfg.get('default_hooks', {})
+def check_out(path):
+    # DumpResults refuses other names, but only once the Runner has started
+    if not path.endswith(('.pkl', '.pickle')):
+        raise PreflightError(f'--out {path}: expected a .pkl or .pickle file '
+                             f'(the raw predictions are pickled)')
+
+
+def enable_visualization(cfg, cfg_path, show_dir):
+    hooks = cfg.get('default_hooks') or {}
     if 'visualization' not in hooks:
-        raise PreflightError('--show-dir needs a `visualization` hook in '
-                             'default_hooks of the config')
+        raise PreflightError(f'{cfg_path}: --show-dir needs a `visualization` '
+                             f'hook in default_hooks of the config')
     vis = hooks['visualization']
     if cfg.get('default_scope') == 'mmpretrain':
         vis['enable'] = True
@@ -39,10 +46,12 @@ def enable_visualization(cfg, show_dir):
 def main(argv=None):
     args = parse_args(argv)
     try:
+        if args.out:
+            check_out(args.out)
         cfg = config_with_work_dir(args)
         cfg.load_from = args.checkpoint
         if args.show_dir:
-            enable_visualization(cfg, args.show_dir)
+            enable_visualization(cfg, args.config, args.show_dir)
         setup_distributed(cfg)
         model, model_cfg = preflight(cfg, args.config, args.checkpoint)
     except PreflightError as e:

@@ -36,10 +36,14 @@ def parse_args(argv=None):
 def build_cfg(args):
     cfg = config_with_work_dir(args)
     if args.amp:
+        if not isinstance(cfg.get('optim_wrapper'), dict):
+            raise PreflightError(
+                f'{args.config}: --amp needs an optim_wrapper=dict(...) in '
+                f'the config')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
-        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+        if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
             raise PreflightError(
                 f'{args.config}: --auto-scale-lr needs auto_scale_lr='
                 f'dict(enable=..., base_batch_size=...) in the config')

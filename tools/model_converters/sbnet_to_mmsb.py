@@ -46,6 +46,9 @@ def main(argv=None):
 
     if not osp.isfile(args.src):
         sys.exit(f'error: source checkpoint not found: {args.src}')
+    if osp.isdir(args.dst):
+        sys.exit(f'error: {args.dst} is a directory; expected the path of '
+                 f'the file to write')
     if osp.exists(args.dst) and not args.force:
         sys.exit(f'error: {args.dst} exists; pass --force to overwrite it')
 
@@ -62,7 +65,9 @@ def main(argv=None):
         converted, backbone = convert_official_sb_resnet(
             state_dict, with_head=not args.backbone_only)
     except Exception as e:  # noqa: BLE001  one line for the user
-        sys.exit(f'error: {args.src}: {type(e).__name__}: {e}')
+        # str(KeyError) is the repr of its message: quoted, escapes doubled
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        sys.exit(f'error: {args.src}: {type(e).__name__}: {msg}')
 
     origin = ', '.join(f'{k} {v}' for k, v in summary.items())
     print(f'took {which}' + (f' ({origin})' if origin else ''))
