@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-MODULES = ['mmsb.models.layers.spatial_bias', 'mmsb.models.backbones.sb_resnet']
+MODULES = ['mmsb.models.layers.spatial_bias', 'mmsb.models.backbones.sb_resnet',
+           'mmsb.analysis']
 
 
 @pytest.mark.parametrize('name', MODULES)

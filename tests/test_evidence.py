@@ -1,18 +1,21 @@
-"""The evidence pipeline: the Pathfinder generator is deterministic and
-balanced, and tools/analysis/evidence.py --quick runs every task through the
-real tools and writes a report with both models."""
+"""The evidence pipeline: the Pathfinder generator is deterministic, balanced
+and gives the same statistics to both classes, and tools/analysis/evidence.py
+--quick runs every task through the real tools, stores each run and renders
+the report from the stored runs."""
 import hashlib
+import json
 import os
 import os.path as osp
 import re
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
 from mmsb.data.demo import generate_if_missing
-from mmsb.data.pathfinder import PATHFINDER_DEFAULTS, render_pathfinder
+from mmsb.data.pathfinder import render_pathfinder
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -47,26 +50,66 @@ def test_pathfinder_data_is_deterministic_and_balanced(tmp_path):
         generate_if_missing('pathfinder', str(tmp_path / 'd'), bogus=1)
 
 
-def test_marker_distance_carries_no_label():
-    """Both classes draw their marker distance from the same bins, all
-    beyond ``min_dist`` of the side: distance alone cannot tell them."""
-    size = 64
-    dist = {True: [], False: []}
-    for i in range(240):
-        rng = np.random.default_rng([0, i])
-        img, (p, q) = render_pathfinder(rng, size, connected=i % 2 == 0,
-                                        return_markers=True)
-        assert img.shape == (size, size) and img.dtype == np.uint8
-        assert img[int(p[1]), int(p[0])] > 0 and img[int(q[1]), int(q[0])]
-        dist[i % 2 == 0].append(np.hypot(*(np.asarray(p) - q)) / size)
-    lo, hi = PATHFINDER_DEFAULTS['min_dist'], PATHFINDER_DEFAULTS['max_dist']
-    for d in dist.values():
-        assert lo <= min(d) and max(d) < hi
-    bins = np.linspace(lo, hi, PATHFINDER_DEFAULTS['dist_bins'] + 1)
-    h1 = np.histogram(dist[True], bins)[0] / len(dist[True])
-    h0 = np.histogram(dist[False], bins)[0] / len(dist[False])
-    assert np.abs(h1 - h0).max() < 0.12     # the same uniform bins
-    assert abs(np.mean(dist[True]) - np.mean(dist[False])) < 0.03
+def _scenes(n=300, **opts):
+    """``n`` scenes of the Pathfinder configs' difficulty, by class."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs', 'demo', 'resnet20-cifar_1xb32-2400it_pathfinder-32.py'))
+    demo = dict(cfg.train_dataloader.dataset.demo_cfg)
+    size = demo.pop('img_size')
+    for key in ('num_train', 'num_val'):
+        demo.pop(key)
+    demo.update(opts)
+    out = {True: [], False: []}
+    for i in range(n):
+        img, meta = render_pathfinder(np.random.default_rng([11, i]), size,
+                                      connected=i % 2 == 0, return_meta=True,
+                                      **demo)
+        out[i % 2 == 0].append((img, meta))
+    return out, demo, size
+
+
+def test_class_conditional_statistics_agree():
+    """Nothing but the joining decides the class: marker coordinates, marker
+    distance, ink and the number of separate curves follow the same
+    distribution in both classes (two-sample Kolmogorov-Smirnov, 150
+    scenes per class), and markers are never drawn again more often in one
+    class."""
+    from scipy.stats import ks_2samp
+    scenes, demo, size = _scenes()
+
+    def stats(group):
+        m = np.array([meta['markers'] for _, meta in group])  # (n, 2, 2)
+        blobs = [cv2.connectedComponents((img > 0).astype(np.uint8),
+                                         connectivity=4)[0] - 1
+                 for img, _ in group]
+        return dict(x=m[:, :, 0].ravel(), y=m[:, :, 1].ravel(),
+                    dist=np.hypot(*(m[:, 0] - m[:, 1]).T) / size,
+                    ink=np.array([meta['ink'] for _, meta in group]),
+                    blobs=np.array(blobs),
+                    redraws=np.array([meta['redraws'] for _, meta in group]))
+
+    conn, disc = stats(scenes[True]), stats(scenes[False])
+    for key in ('x', 'y', 'dist', 'ink'):
+        p = ks_2samp(conn[key], disc[key]).pvalue
+        assert p > 0.01, (key, p, conn[key].mean(), disc[key].mean())
+    assert demo['min_dist'] <= conn['dist'].min()
+    assert conn['dist'].max() < demo['max_dist'] + 1e-9
+    # curves never touch: every scene shows 2 + num_distractors curves, the
+    # markers on them (connected: one curve joins both markers)
+    expected = 2 + demo['num_distractors']
+    assert (conn['blobs'] == expected).mean() > 0.85
+    assert abs((conn['blobs'] == expected).mean() -
+               (disc['blobs'] == expected).mean()) < 0.08
+    assert conn['redraws'].sum() + disc['redraws'].sum() <= 3
+
+
+def test_markers_sit_on_the_ink():
+    scenes, _, _ = _scenes(n=20)
+    for group in scenes.values():
+        for img, meta in group:
+            for x, y in meta['markers']:
+                assert img[int(round(y)), int(round(x))] > 200
 
 
 def test_same_seed_same_image():
@@ -76,46 +119,60 @@ def test_same_seed_same_image():
 
 
 @pytest.mark.slow
-def test_quick_mode_writes_the_report(tmp_path):
-    out = tmp_path / 'report' / 'evidence.md'
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'analysis',
-                                    'evidence.py'), '--quick', '--out',
-           str(out), '--work-dir', str(tmp_path / 'work')]
+def test_quick_mode_stores_runs_and_renders_from_them(tmp_path):
+    """--quick: every task, one seed, both models, the Pathfinder probes;
+    each run leaves its JSON, the report is rendered from those alone
+    (--report-only), and nothing is overwritten without --force."""
+    work = tmp_path / 'work'
+    tool = osp.join(REPO, 'tools', 'analysis', 'evidence.py')
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
-    res = subprocess.run(cmd, cwd=str(tmp_path), env=env,
-                         capture_output=True, text=True, timeout=1500)
+
+    def call(*args, timeout=900):
+        return subprocess.run([sys.executable, tool, '--quick',
+                               '--work-dir', str(work), *args],
+                              cwd=str(tmp_path), env=env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    res = call()
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    text = out.read_text()
+    runs = work / 'runs'
+    for task in ('pathfinder', 'control', 'det', 'seg'):
+        for variant in ('plain', 'sb'):
+            rec = json.loads((runs / task / f'{variant}-seed0.json')
+                             .read_text())
+            assert rec['task'] == task and rec['variant'] == variant
+            assert rec['seed'] == 0 and rec['s_per_iter'] > 0
+            assert rec['commit'] and 'randomness.seed=0' in rec['options']
+    probes = json.loads((runs / 'pathfinder' / 'probes.json').read_text())
+    assert probes['pooled_size'] == 6
+    assert all(0 <= probes[k] <= 100 for k in ('markers', 'pooled', 'ink'))
+    report = work / 'evidence.md'
+    text = report.read_text()
     assert 'Quick mode' in text
     for title in ('Pathfinder', 'Shapes (control', 'Demo detection',
                   'Demo segmentation'):
         assert re.search(rf'^\| {re.escape(title)}', text, re.M), title
-    # every task section has its seed row with a plain and an SB value
-    rows = re.findall(r'^\| 0 \| ([-\d.]+) \| ([-\d.]+) \|', text, re.M)
-    assert len(rows) == 4, text
-    figures = out.parent / 'evidence'
-    for name in ('pathfinder', 'control', 'det', 'seg', 'cam_pathfinder'):
-        assert (figures / f'{name}.png').stat().st_size > 5000, name
-    assert (figures / 'results.json').is_file()
-    # the paired runs started from the same weights for shared tensors
-    assert re.search(r'\d+ SB tensors taken whole', text)
+    # one seed: no interval, no verdict
+    assert text.count('not established') >= 4
+    assert 'shortcut probes' in text
+    for name in ('pathfinder', 'control', 'det', 'seg'):
+        assert (work / 'evidence' / f'{name}.png').stat().st_size > 5000
 
-    again = subprocess.run(cmd, cwd=str(tmp_path), env=env,
-                           capture_output=True, text=True, timeout=300)
-    assert again.returncode == 2
-    assert 'exists; pass --force' in again.stderr
-    assert out.read_text() == text
+    # the report again from the stored runs alone: the same tables
+    again = call('--report-only', '--force', '--out',
+                 str(tmp_path / 'again.md'), timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    def tables(t):
+        return [ln for ln in t.splitlines() if ln.startswith('|')]
+    assert tables((tmp_path / 'again.md').read_text()) == tables(text)
 
-    # an interrupted call picks up its finished runs with --resume
-    other = tmp_path / 'again' / 'evidence.md'
-    base = cmd[:2] + ['--quick', '--work-dir', str(tmp_path / 'work'),
-                      '--out', str(other)]
-    refused = subprocess.run(base, cwd=str(tmp_path), env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 2 and 'earlier runs' in refused.stderr
-    resumed = subprocess.run(base + ['--resume', '--no-cam'],
-                             cwd=str(tmp_path), env=env, capture_output=True,
-                             text=True, timeout=600)
+    # nothing overwritten without --force; --resume reuses every run
+    refused = call(timeout=300)
+    assert refused.returncode == 2 and 'exists; pass --force' in \
+        refused.stderr
+    refused = call('--out', str(tmp_path / 'third.md'), timeout=300)
+    assert refused.returncode == 2 and 'holds results' in refused.stderr
+    resumed = call('--resume', '--out', str(tmp_path / 'third.md'))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert resumed.stdout.count('reused (--resume)') == 8
-    assert other.is_file()
+    assert 'started' not in resumed.stdout
+    assert resumed.stdout.count('2 runs, 2 done before') == 4

@@ -3,7 +3,8 @@
 # 2 bottlenecks each: depth 20) with spatial bias switched off, on Pathfinder
 # (32x32, connected vs disconnected; mmsb.data.pathfinder). The long-range
 # task of tools/analysis/evidence.py. Difficulty and recipe were chosen on
-# pilots of this plain model only (docs/evidence.md, "Recipe").
+# pilots of this plain model and of the shortcut probes only, before any SB
+# run (docs/evidence.md, "Recipe").
 _base_ = [
     'mmpretrain::_base_/models/resnet18_cifar.py',
     'mmpretrain::_base_/default_runtime.py',
@@ -24,14 +25,15 @@ data_preprocessor = dict(
     num_classes=2, mean=[0., 0., 0.], std=[255., 255., 255.], to_rgb=False)
 
 dataset_type = 'PathfinderDataset'
-data_root = 'data/demo/pathfinder-32/'
-# Two curves, no distractors, solid and nearly straight; the markers are
-# 45-60% of the side apart (>= 14 px: beyond the 13 px receptive field of a
-# stage-2 output).
+data_root = 'data/demo/pathfinder-32-v2/'
+# Two main curves and two shorter distractors; the markers, the curves and
+# the ink are drawn from the same distributions in both classes
+# (mmsb/data/pathfinder.py). Difficulty chosen on pilots of this plain model
+# and of the shortcut probes only (docs/evidence.md, "Recipe").
 demo_cfg = dict(
-    img_size=32, num_train=10000, num_val=2000, num_distractors=0,
-    gap_every=0, length=(0.5, 0.75), min_dist=0.45, max_dist=0.6,
-    curvature=0.1)
+    img_size=32, num_train=10000, num_val=2000, num_distractors=2,
+    min_dist=0.4, max_dist=0.7, distractor_dist=(0.2, 0.4), wiggle=0.25,
+    gap_every=0)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     # Flips keep connectivity: 4 orientations of every image.

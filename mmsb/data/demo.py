@@ -1,7 +1,7 @@
 # Copyright (c) mmsb contributors. All rights reserved.
 """Embedded demo datasets: coloured shapes on cluttered backgrounds.
 
-Three small datasets in the formats the downstream toolboxes read, generated
+Four small datasets in the formats the downstream toolboxes read, generated
 deterministically (fixed seeds, numpy + OpenCV) so that a fresh machine can
 train and evaluate without downloading anything:
 
@@ -28,7 +28,7 @@ concurrent ranks of a distributed run, or a run killed half way, never leave
 or see a partial dataset; an existing dataset folder is always reused and
 never overwritten.
 
-    python -m mmsb.data.demo --root data/demo          # all three tasks
+    python -m mmsb.data.demo --root data/demo          # all four tasks
 """
 import argparse
 import json
@@ -39,6 +39,7 @@ import shutil
 import socket
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional, Tuple
 
 import cv2
@@ -245,19 +246,42 @@ def _write_cls(out: str, num_train: int, num_val: int, img_size: int,
                 osp.join(out, split, CLASSES[label], f'{i:06d}.png'), img)
 
 
+def _pathfinder_image(args):
+    seed, split, i, img_size, options = args
+    return render_pathfinder(_rng(seed, split, i), img_size,
+                             connected=i % 2 == 0, return_meta=True,
+                             **options)
+
+
 def _write_pathfinder(out: str, num_train: int, num_val: int, img_size: int,
                       seed: int, **options):
-    for split, num in (('train', num_train), ('val', num_val)):
-        for name in PATHFINDER_CLASSES:
-            os.makedirs(osp.join(out, split, name))
-        for i in range(num):
-            label = i % 2  # exactly balanced: even index = connected
-            img = render_pathfinder(
-                _rng(seed, split, i), img_size, connected=label == 0,
-                **options)
-            cv2.imwrite(
-                osp.join(out, split, PATHFINDER_CLASSES[label],
-                         f'{i:06d}.png'), img)
+    """Images in CustomDataset layout (even index: connected, so exactly
+    balanced), and ``meta-<split>.json`` beside the split folders: per image
+    its file, label, marker centres and ink, which the shortcut probes read.
+    Large sets are drawn on all cores (each image has its own generator)."""
+    workers = min(os.cpu_count() or 1, 8)
+    pool = ProcessPoolExecutor(workers) if workers > 1 and \
+        num_train + num_val >= 500 else None
+    try:
+        for split, num in (('train', num_train), ('val', num_val)):
+            for name in PATHFINDER_CLASSES:
+                os.makedirs(osp.join(out, split, name))
+            jobs = [(seed, split, i, img_size, options) for i in range(num)]
+            scenes = pool.map(_pathfinder_image, jobs, chunksize=64) \
+                if pool else map(_pathfinder_image, jobs)
+            meta = []
+            for i, (img, info) in enumerate(scenes):
+                label = i % 2
+                name = osp.join(split, PATHFINDER_CLASSES[label],
+                                f'{i:06d}.png')
+                cv2.imwrite(osp.join(out, name), img)
+                meta.append(dict(file=name, label=label,
+                                 markers=info['markers'], ink=info['ink']))
+            with open(osp.join(out, f'meta-{split}.json'), 'w') as f:
+                json.dump(meta, f)
+    finally:
+        if pool:
+            pool.shutdown()
 
 
 _WRITERS = {'det': _write_det, 'seg': _write_seg, 'cls': _write_cls,
