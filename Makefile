@@ -7,7 +7,7 @@ VENV_OLDEST ?= .venv-oldest
 PY := $(VENV)/bin/python
 PY_OLDEST := $(VENV_OLDEST)/bin/python
 PYTEST_ARGS ?=
-# What the oldest row runs (README "Tested versions"): the whole suite, as the newest
+# What the oldest row runs (docs/install.md "Tested versions"): the whole suite, as the newest
 # row (about 7 minutes on 2 cores); e.g. OLDEST_TESTS="tests/test_models" for a part.
 OLDEST_TESTS ?= tests
 

@@ -85,7 +85,8 @@ if __name__ == '__main__':
         package_data={'mmsb': ['.mim/**/*', '.mim/*']},
         # Declared, not run: 3.8 is the oldest Python of torch 2.1, the
         # oldest supported torch, and the sources parse as 3.8
-        # (tests/test_packaging.py). Tested: 3.11 (README "Tested versions").
+        # (tests/test_packaging.py). Tested: 3.11 (docs/install.md,
+        # "Tested versions").
         python_requires='>=3.8',
         license='Apache License 2.0',
         classifiers=[

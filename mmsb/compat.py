@@ -1,6 +1,6 @@
 # Copyright (c) mmsb contributors. All rights reserved.
 """Keeps the OpenMMLab stack (mmengine 0.10.x) working on the PyTorch range
-mmsb supports (README "Tested versions": torch 2.1 to 2.13).
+mmsb supports (docs/install.md "Tested versions": torch 2.1 to 2.13).
 
 ``import mmsb`` (every mmsb config triggers it through ``custom_imports``)
 does two things here, both registrations: it allowlists the globals of Runner

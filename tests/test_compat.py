@@ -77,7 +77,7 @@ WEIGHTS_ONLY_DEFAULT = _default_load_is_weights_only()
 needs_weights_only_default = pytest.mark.skipif(
     not WEIGHTS_ONLY_DEFAULT,
     reason='torch.load is unrestricted by default on this torch: the '
-    'allowlist has nothing to enforce (README, "Compatibility")')
+    'allowlist has nothing to enforce (docs/install.md, "Compatibility")')
 
 
 def make_cls_data(root):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or checks) a project environment: the pinned OpenMMLab stack with mmcv 2.1.0
 # built from its sdist once per torch version and machine, and cached. Two tested rows
-# (README "Tested versions"), the same OpenMMLab pins on both:
+# (docs/install.md "Tested versions"), the same OpenMMLab pins on both:
 #   newest (default)  torch 2.13.0 + torchvision 0.28.0 in .venv/
 #   oldest            torch 2.1.2  + torchvision 0.16.2 in .venv-oldest/
 #
@@ -18,7 +18,7 @@
 #
 # Offline hosts: pip's own PIP_NO_INDEX=1 PIP_FIND_LINKS=/dir/of/wheels work unchanged.
 #
-# Why each pin is what it is: README.md, "Tested versions".
+# Why each pin is what it is: docs/install.md, "Why each pin is what it is".
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -171,28 +171,29 @@ def test_cls_inferencer(demo_checkpoint, scope):
     assert pred['cls'] == CLASSES[pred['label']]
     assert pred['score'] == pytest.approx(max(pred['scores']))
     if scope != 'none':
-        # The toolbox bug the README's snippet works around. When this
-        # fails, mmpretrain builds its pipeline in its own scope: drop the
-        # DefaultScope.overwrite_default_scope line from README/docs.
+        # The toolbox bug the docs/inference.md snippet works around. When
+        # this fails, mmpretrain builds its pipeline in its own scope: drop
+        # the DefaultScope.overwrite_default_scope line from
+        # docs/inference.md and the workaround from docs/custom_configs.md.
         assert "PackInputs is not in the mmdet::transform registry" in \
             out['bug']
     else:
         assert 'bug' not in out
 
 
-def _readme_snippets():
+def _doc_snippets():
     import re
-    with open(osp.join(REPO, 'README.md'), encoding='utf-8') as f:
+    with open(osp.join(REPO, 'docs', 'inference.md'), encoding='utf-8') as f:
         text = f.read()
     return dict(re.findall(
         r'<!-- inference: (\w+) -->\n```python\n(.*?)```', text, re.S))
 
 
-def test_readme_snippets_run(demo_checkpoint, tmp_path):
-    """The README's Inference snippets, one after another in one fresh
+def test_inference_doc_snippets_run(demo_checkpoint, tmp_path):
+    """docs/inference.md's snippets, one after another in one fresh
     process, pointed at the two-iteration checkpoints and the tiny data."""
     import re
-    snippets = _readme_snippets()
+    snippets = _doc_snippets()
     assert sorted(snippets) == ['cls', 'det', 'seg']
     code = []
     for task in ('det', 'seg', 'cls'):
