@@ -127,9 +127,9 @@ def parse_args(argv=None):
                    help='torch threads per run (default: cores // jobs)')
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--cam', action='store_true',
-                   help='after the runs, draw Grad-CAM of the Pathfinder SB '
-                   'model of the first seed (needs its checkpoint in '
-                   '--work-dir)')
+                   help='draw Grad-CAM of the Pathfinder SB model of the '
+                   'first seed (needs its checkpoint in --work-dir; also '
+                   'with --report-only)')
     p.add_argument('--resume', action='store_true',
                    help='skip the runs whose result file exists')
     p.add_argument('--force', action='store_true',
@@ -535,23 +535,33 @@ def write_report(args, argv):
         entry = by_name.setdefault(rec['name'], dict(name=rec['name']))
         if 'variant' in rec:
             entry.update(plain=rec['metric'], iters=rec['val_curve'][-1][0],
+                         note=rec.get('stopped', ''),
                          data_text=', '.join(
                              f'{k}={v}' for k, v in sorted(rec['data'].items())
                              if k not in ('num_train', 'num_val',
                                           'img_size')))
         else:
+            entry.setdefault('note', rec.get('note', ''))
             entry.update(probes=rec, data_text=', '.join(
                 f'{k}={v}' for k, v in sorted(rec['data'].items())
                 if k not in ('num_train', 'num_val', 'img_size')),
                 probe_gap=max(abs(rec[k] - 50) for k in
                               ('markers', 'pooled', 'ink')))
+    pilots = sorted(by_name.values(), key=lambda e: e['name'])
+    if 'pathfinder' in runs and pilots:
+        used = ', '.join(
+            f'{k}={v}' for k, v in sorted(
+                runs['pathfinder']['plain'][0]['data'].items())
+            if k not in ('num_train', 'num_val', 'img_size'))
+        for pl in pilots:
+            pl['used'] = pl.get('data_text') == used
     cam = osp.join(args.fig_dir, 'cam_pathfinder.png')
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(
         osp.dirname(TEMPLATE)), undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     text = env.get_template(osp.basename(TEMPLATE)).render(
         tasks={t['name']: t for t in tasks}, task_list=tasks,
-        pilots=sorted(by_name.values(), key=lambda e: e['name']),
+        pilots=pilots,
         quick=args.quick, command=shlex.join(
             ['tools/analysis/evidence.py'] + argv),
         runs_dir=osp.relpath(args.runs_dir, osp.dirname(args.out)),
@@ -613,9 +623,9 @@ def main(argv=None):
             for seed in sorted({r.seed for r in todo}):
                 make_init_weights(args, task, seed, args.variants)
             run_all(args, todo, log)
-        if args.cam:
-            log('Grad-CAM pictures')
-            cam_pictures(args, osp.join(args.fig_dir, 'cam_pathfinder.png'))
+    if args.cam:
+        log('Grad-CAM pictures')
+        cam_pictures(args, osp.join(args.fig_dir, 'cam_pathfinder.png'))
     if write_report(args, argv) is False:
         log(f'no paired runs in {args.runs_dir}: no report')
     else:
