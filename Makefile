@@ -2,6 +2,8 @@
 #   make demo          set up .venv if needed, then train + evaluate on the demo data
 #   make test          set up .venv if needed, then run the whole test suite (newest row)
 #   make test-oldest   set up .venv-oldest if needed (torch 2.1.2), then run the suite there
+#   make data-fashion  Fashion-MNIST into data/fashion-mnist/ for configs/evidence (not needed
+#                      by demo or test)
 VENV ?= .venv
 VENV_OLDEST ?= .venv-oldest
 PY := $(VENV)/bin/python
@@ -11,7 +13,8 @@ PYTEST_ARGS ?=
 # row (about 7 minutes on 2 cores); e.g. OLDEST_TESTS="tests/test_models" for a part.
 OLDEST_TESTS ?= tests
 
-.PHONY: setup setup-oldest demo test test-oldest bench evidence evidence-report wheelhouse-gpu clean
+.PHONY: setup setup-oldest demo test test-oldest bench evidence evidence-report data-fashion \
+	wheelhouse-gpu clean
 
 setup:
 	@MMSB_VENV="$(abspath $(VENV))" bash tools/setup_env.sh
@@ -42,6 +45,12 @@ evidence: setup
 
 evidence-report: setup
 	@$(PY) tools/analysis/evidence.py --report-only --force
+
+# The four IDX files mmpretrain's FashionMNIST reads (configs/evidence/README.md): from the
+# Debian package dataset-fashion-mnist, installed when missing if run as root; keeps what is
+# there; otherwise says in one line what to install or where to put the files.
+data-fashion:
+	@bash tools/data/fashion_mnist.sh
 
 # What a lent GPU machine (no network) lacks for tools/gpu_check.sh (docs/benchmark.md).
 wheelhouse-gpu:
