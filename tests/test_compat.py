@@ -118,6 +118,7 @@ def trained(tmp_path_factory):
     return tmp, work, ckpt
 
 
+@pytest.mark.slow
 def test_runner_checkpoint_needs_and_gets_the_allowlist(trained):
     _, _, ckpt = trained
     probe = textwrap.dedent(f"""
@@ -138,6 +139,7 @@ def test_runner_checkpoint_needs_and_gets_the_allowlist(trained):
     assert ok.stdout.strip() == 'HistoryBuffer'
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(trained):
     tmp, work, ckpt = trained
     cfg4 = write_config(tmp, 4)
@@ -150,6 +152,7 @@ def test_resume_continues_from_the_checkpoint(trained):
     assert osp.isfile(osp.join(work, 'iter_4.pth'))
 
 
+@pytest.mark.slow
 def test_mim_test_with_runner_checkpoint(trained):
     tmp, work, ckpt = trained
     cfg2 = write_config(tmp, 2)
@@ -252,6 +255,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_gloo_and_cpu_ddp_in_two_processes(tmp_path):
     script = tmp_path / 'worker.py'
     script.write_text(_DDP_WORKER)
@@ -285,6 +289,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_import_starts_no_process_group(tmp_path):
     """With torchrun's variables set, ``import mmsb`` leaves the process
     group to the user (it used to start gloo itself, and a user's own
@@ -299,6 +304,7 @@ def test_import_starts_no_process_group(tmp_path):
     assert res.stdout.split() == ['ok', '1']
 
 
+@pytest.mark.slow
 def test_import_registers_no_demo_datasets():
     """The demo datasets come with ``import mmsb.data`` (the demo configs'
     custom_imports), not with ``import mmsb``."""

@@ -11,7 +11,6 @@ runs the configs' pipelines, models and optimiser on what comes out.
 import gzip
 import os
 import os.path as osp
-import struct
 import subprocess
 
 import numpy as np
@@ -22,37 +21,22 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
+from mmsb.data.idx import FILES, tiny_fashion_mnist
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PLAIN = 'resnet20-cifar_1xb128-600it_fashion-mnist.py'
 SB = 'sb-resnet20-cifar_1xb128-600it_fashion-mnist.py'
 SCRIPT = osp.join(ROOT, 'tools', 'data', 'fashion_mnist.sh')
-FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
-         't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
            'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
 N_TRAIN, N_TEST = 8, 4
 
 
-def _idx(array):
-    """``array`` (uint8, 1-D labels or N x 28 x 28 images) as an IDX file:
-    magic 0x0000_08_<ndim>, then each dimension as a big-endian uint32."""
-    header = struct.pack('>I', 0x0800 + array.ndim)
-    header += struct.pack(f'>{array.ndim}I', *array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
 def _tiny_set():
-    """{file name: IDX bytes}: images whose pixels say (split, index, row,
-    column) apart, so that a flip, a shift or the wrong split shows; labels
-    that run through the classes (train from 0, test from 3)."""
-    rng = np.random.default_rng(0)
-    out = {}
-    for split, n, first in (('train', N_TRAIN, 0), ('t10k', N_TEST, 3)):
-        images = rng.integers(1, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = (first + np.arange(n)) % 10
-        out[f'{split}-images-idx3-ubyte'] = _idx(images)
-        out[f'{split}-labels-idx1-ubyte'] = _idx(labels)
-    return out
+    """{file name: IDX bytes}: random pixels, so that a flip, a shift or the
+    wrong split shows; labels that run through the classes (train from 0,
+    test from 3)."""
+    return tiny_fashion_mnist(N_TRAIN, N_TEST)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from mmsb.data.demo import generate_if_missing
 from mmsb.data.pathfinder import render_pathfinder
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TASKS = ('pathfinder', 'control', 'fashion', 'det', 'seg')
 
 
 def _digest(root):
@@ -136,7 +137,7 @@ def test_quick_mode_stores_runs_and_renders_from_them(tmp_path):
     res = call()
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     runs = work / 'runs'
-    for task in ('pathfinder', 'control', 'det', 'seg'):
+    for task in TASKS:
         for variant in ('plain', 'sb'):
             rec = json.loads((runs / task / f'{variant}-seed0.json')
                              .read_text())
@@ -149,14 +150,17 @@ def test_quick_mode_stores_runs_and_renders_from_them(tmp_path):
     report = work / 'evidence.md'
     text = report.read_text()
     assert 'Quick mode' in text
-    for title in ('Pathfinder', 'Shapes (control', 'Demo detection',
-                  'Demo segmentation'):
+    for title in ('Pathfinder', 'Shapes (control', 'Fashion-MNIST',
+                  'Demo detection', 'Demo segmentation'):
         assert re.search(rf'^\| {re.escape(title)}', text, re.M), title
     # one seed: no interval, no verdict
-    assert text.count('not established') >= 4
+    assert text.count('not established') >= 5
     assert 'shortcut probes' in text
-    for name in ('pathfinder', 'control', 'det', 'seg'):
+    for name in TASKS:
         assert (work / 'evidence' / f'{name}.png').stat().st_size > 5000
+    # Fashion-MNIST ran on a tiny IDX stand-in in the work dir
+    assert (work / 'data' / 'fashion-mnist' / 'train-images-idx3-ubyte'
+            ).stat().st_size == 16 + 16 * 28 * 28
 
     # the report again from the stored runs alone: the same tables
     again = call('--report-only', '--force', '--out',
@@ -175,4 +179,50 @@ def test_quick_mode_stores_runs_and_renders_from_them(tmp_path):
     resumed = call('--resume', '--out', str(tmp_path / 'third.md'))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'started' not in resumed.stdout
-    assert resumed.stdout.count('2 runs, 2 done before') == 4
+    assert resumed.stdout.count('2 runs, 2 done before') == len(TASKS)
+
+    # an ablation and the 4x schedule, added to the stored runs: their
+    # sections appear, the 4x runs train 4x the iterations
+    more = call('--resume', '--force', '--tasks', 'control', '--variants',
+                'plain', 'sb', 'sb-global', 'plain-4x', 'sb-4x')
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert more.stdout.count('started') == 3
+    rec = json.loads((runs / 'control' / 'sb-4x-seed0.json').read_text())
+    assert rec['val_curve'][-1][0] == 16
+    assert 'train_cfg.max_iters=16' in rec['options']
+    rec = json.loads((runs / 'control' / 'sb-global-seed0.json')
+                     .read_text())
+    assert 'model.backbone.sb_cfg.pooled_size=1' in rec['options']
+    text = report.read_text()
+    assert 'What in spatial bias does it' in text
+    assert re.search(r'^\| \| P = 1: a global summary.*\(`sb-global`\)',
+                     text, re.M)
+    assert '1 of the 6 seeds a verdict needs: too few to say' in text
+    assert re.search(r'^\|\s+\| 4x \(16 it\) \| 1 \|', text, re.M)
+    assert (work / 'evidence' / 'control-schedule.png').stat().st_size > 5000
+
+
+@pytest.mark.parametrize('effect,vs_plain,vs_sb,n,words', [
+    ('better', 'better', 'not established', 6, 'keeps it'),
+    ('better', 'not established', 'worse', 8, 'loses it'),
+    ('better', 'worse', 'worse', 8, 'reverses it'),
+    ('better', 'better', 'worse', 8, 'keeps part of it'),
+    ('better', 'better', 'better', 8, 'more than SB'),
+    ('better', 'worse', 'not established', 8,
+     'reverses it against plain; not told apart from SB'),
+    ('better', 'not established', 'not established', 8,
+     'not told apart from SB nor from plain'),
+    # on the control SB is worse: losing that effect is being better
+    ('worse', 'not established', 'better', 8, 'loses it'),
+    ('worse', 'worse', 'not established', 8, 'keeps it'),
+    ('not established', 'better', 'better', 8, 'nothing to keep'),
+    ('better', 'better', 'not established', 5, 'too few to say'),
+])
+def test_ablation_reading(effect, vs_plain, vs_sb, n, words):
+    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+    try:
+        from evidence import reading
+    finally:
+        sys.path.pop(0)
+    out = reading(effect, vs_plain, vs_sb, n)
+    assert out == words or out.endswith(': ' + words)

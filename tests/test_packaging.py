@@ -53,6 +53,7 @@ def test_wheel_ships_mim_files(tmp_path):
     assert 'mmsb/compat.py' in names and 'mmsb/registry.py' in names
 
 
+@pytest.mark.slow
 def test_extras_per_downstream():
     out = subprocess.run([sys.executable, 'setup.py', '-q', '--name'],
                          cwd=ROOT, capture_output=True, text=True)
@@ -90,6 +91,7 @@ def _site_with_this_checkout(tmp_path):
     return site
 
 
+@pytest.mark.slow
 def test_mim_search_lists_the_models(tmp_path):
     mim = osp.join(osp.dirname(sys.executable), 'mim')
     env = dict(os.environ, PYTHONPATH=str(_site_with_this_checkout(tmp_path)))

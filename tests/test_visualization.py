@@ -36,6 +36,7 @@ def test_collect_and_draw():
         draw_bias_maps(img, maps, blocks=['layer9.0.spatial_bias'])
 
 
+@pytest.mark.slow
 def test_tool_writes_png_and_refuses_overwrite(tmp_path):
     cfg = tmp_path / 'cls.py'
     cfg.write_text(

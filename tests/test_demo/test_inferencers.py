@@ -15,7 +15,7 @@ import os.path as osp
 import sys
 
 import pytest
-from demo_utils import CONFIGS, REPO, explain, overrides, run, tool
+from demo_utils import CONFIGS, REPO, explain, run
 
 from mmsb.data.demo import CLASSES, SEG_CLASSES
 
@@ -97,23 +97,13 @@ out['inferencer'] = dict(
 }
 
 
-@pytest.fixture(scope='module')
-def demo_checkpoint(tmp_path_factory):
-    """(tmp dir with the tiny data, checkpoint) of a two-iteration demo run
-    per task, trained once for the module."""
-    runs = {}
-
+@pytest.fixture
+def demo_checkpoint(demo_run):
+    """(tmp dir with the tiny data, checkpoint) of the session's
+    two-iteration demo run of a task (conftest.demo_run)."""
     def get(task):
-        if task not in runs:
-            tmp = tmp_path_factory.mktemp(f'{task}-run')
-            work = tmp / 'work'
-            proc = run(tool('train.py') + [
-                CONFIGS[task], '--work-dir', str(work), '--cfg-options',
-                *overrides(task, tmp)
-            ], cwd=tmp)
-            assert proc.returncode == 0, explain(proc)
-            runs[task] = tmp, work / 'iter_2.pth'
-        return runs[task]
+        tmp, work, _ = demo_run(task)
+        return tmp, work / 'iter_2.pth'
 
     return get
 

@@ -5,8 +5,13 @@
     python tools/analysis/evidence.py --report-only --force   # no training
     python tools/analysis/evidence.py --quick --out /tmp/ev/evidence.md
 
-Each task (``TASKS``) is a plain config and its SB twin (``configs/demo``);
-each variant (``VARIANTS``) a model of the task: a config and options. A run
+    python tools/analysis/evidence.py --tasks control --resume --variants
+        plain sb sb-pool-only sb-global sb-add sb-kaiming plain-4x sb-4x
+
+Each task (``TASKS``) is a plain config and its SB twin (``configs/demo``,
+``configs/evidence``); each variant (``VARIANTS``) a model of the task: one
+of the two configs, options, a schedule factor and the variant it is
+compared with (the ablations of paper Table 5 and the 4x schedule). A run
 (task, variant, seed) trains with ``tools/train.py`` (mmengine's Runner),
 is scored by the config's own evaluator, and leaves a small JSON under
 ``--runs-dir`` (default ``docs/evidence/runs/<task>/<variant>-seed<k>.json``:
@@ -31,7 +36,9 @@ outliers) and its verdict rule. An existing report or run file is never
 overwritten without ``--force``.
 """
 import argparse
+import copy
 import datetime
+import functools
 import glob
 import json
 import os
@@ -43,48 +50,82 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(REPO, 'configs', 'demo')
 DOCS = osp.join(REPO, 'docs')
 TEMPLATE = osp.join(DOCS, 'evidence', 'evidence.md.j2')
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
+CONFIGS = osp.join(REPO, 'configs')
 TASKS = {
     'pathfinder': dict(
         title='Pathfinder (long range)', data='pathfinder',
-        plain='resnet20-cifar_1xb32-2400it_pathfinder-32.py',
-        sb='sb-resnet20-cifar_1xb32-2400it_pathfinder-32.py',
+        plain='demo/resnet20-cifar_1xb32-2400it_pathfinder-32.py',
+        sb='demo/sb-resnet20-cifar_1xb32-2400it_pathfinder-32.py',
         metric='accuracy/top1', label='top-1 (%)', chance=50.0,
         chance_note='balanced classes', seeds=8, probes=True,
         quick=dict(num_train=32, num_val=16, img_size=32)),
     'control': dict(
         title='Shapes (control: local evidence suffices)', data='cls',
-        plain='resnet20-cifar_1xb32-600it_demo-cls.py',
-        sb='sb-resnet20-cifar_1xb32-600it_demo-cls.py',
+        plain='demo/resnet20-cifar_1xb32-600it_demo-cls.py',
+        sb='demo/sb-resnet20-cifar_1xb32-600it_demo-cls.py',
         metric='accuracy/top1', label='top-1 (%)', chance=34.0,
         chance_note='majority class', seeds=8, probes=False,
         quick=dict(num_train=24, num_val=9, img_size=32)),
+    'fashion': dict(
+        title='Fashion-MNIST (real photographs)', data='fashion',
+        plain='evidence/resnet20-cifar_1xb128-600it_fashion-mnist.py',
+        sb='evidence/sb-resnet20-cifar_1xb128-600it_fashion-mnist.py',
+        metric='accuracy/top1', label='top-1 (%)', chance=10.0,
+        chance_note='balanced classes', seeds=6, probes=False,
+        quick=dict(num_train=16, num_test=8)),
     'det': dict(
         title='Demo detection (Faster R-CNN + FPN)', data='det',
-        plain='faster-rcnn_r26_fpn_1xb8-300it_demo-coco-128.py',
-        sb='faster-rcnn_sb-r26_fpn_1xb8-300it_demo-coco-128.py',
+        plain='demo/faster-rcnn_r26_fpn_1xb8-300it_demo-coco-128.py',
+        sb='demo/faster-rcnn_sb-r26_fpn_1xb8-300it_demo-coco-128.py',
         metric='coco/bbox_mAP', label='bbox mAP', chance=0.0,
         chance_note='random boxes', seeds=3, probes=False,
         quick=dict(num_train=12, num_val=4, img_size=64)),
     'seg': dict(
         title='Demo segmentation (semantic FPN)', data='seg',
-        plain='fpn_r26_1xb8-500it_demo-ade-96x96.py',
-        sb='fpn_sb-r26_1xb8-500it_demo-ade-96x96.py',
+        plain='demo/fpn_r26_1xb8-500it_demo-ade-96x96.py',
+        sb='demo/fpn_sb-r26_1xb8-500it_demo-ade-96x96.py',
         metric='mIoU', label='mIoU (%)', chance=21.7,
         chance_note='all background', seeds=3, probes=False,
         quick=dict(num_train=12, num_val=4, img_size=64)),
 }
-# name: (which config of the task, extra --cfg-options)
+# A variant is a model of the task (its 'plain' or 'sb' config), more
+# --cfg-options, a schedule factor (the iterations, and every scheduler end
+# or checkpoint interval that sits at the last iteration, times `schedule`)
+# and the variant it is compared with, paired by seed. The ablations are
+# the parts of paper Table 5 that SpatialBias has as options, and the
+# initialisation of its mixing conv (docs/evidence/control-mixing-init.md).
+KAIMING = [f'model.backbone.sb_cfg.init_cfg.{k}={v}' for k, v in (
+    ('type', 'Kaiming'), ('layer', 'Conv1d'), ('mode', 'fan_out'),
+    ('nonlinearity', 'relu'), ('bias', 0))]
 VARIANTS = {
-    'plain': ('plain', []),
-    'sb': ('sb', []),
+    'plain': dict(model='plain', title='plain'),
+    'sb': dict(model='sb', title='SB (paper defaults)'),
+    'sb-pool-only': dict(model='sb', title='pool only: no 1-D mixing',
+                         options=['model.backbone.sb_cfg.mixing=none']),
+    'sb-global': dict(model='sb', title='P = 1: a global summary, no layout',
+                      options=['model.backbone.sb_cfg.pooled_size=1']),
+    'sb-add': dict(model='sb', title='add instead of concat',
+                   options=['model.backbone.sb_cfg.fusion=add']),
+    'sb-kaiming': dict(model='sb', title='mixing conv Kaiming-initialised',
+                       options=KAIMING),
+    'plain-4x': dict(model='plain', title='plain, 4x schedule', schedule=4),
+    'sb-4x': dict(model='sb', title='SB, 4x schedule', schedule=4,
+                  base='plain-4x'),
 }
+for _v in VARIANTS.values():
+    _v.setdefault('options', [])
+    _v.setdefault('schedule', 1)
+    _v.setdefault('base', 'plain' if _v['model'] == 'sb' else None)
+ABLATIONS = ['sb', 'sb-pool-only', 'sb-global', 'sb-add', 'sb-kaiming']
+# the fewest pairs at which the exact two-sided Wilcoxon p can be < 0.05
+# (2 / 2**n: 0.0625 at 5, 0.031 at 6)
+MIN_SEEDS = 6
 QUICK_SUBDIR = {'pathfinder': 'pathfinder', 'cls': 'cls', 'det': 'coco',
-                'seg': 'ade'}
+                'seg': 'ade', 'fashion': 'fashion-mnist'}
 
 
 def parse_args(argv=None):
@@ -175,13 +216,12 @@ class Run:
 
     def __init__(self, args, task, variant, seed):
         self.task, self.variant, self.seed = task, variant, seed
-        which, extra = VARIANTS[variant]
-        self.config = osp.join(DEMO, TASKS[task][which])
+        self.config = config_path(task, variant)
         self.work_dir = osp.join(args.work_dir, task, f'{variant}-seed{seed}')
         self.init = osp.join(args.work_dir, task, 'init',
                              f'{variant}-seed{seed}.pth')
         self.options = [f'randomness.seed={seed}', f'load_from={self.init}']
-        self.options += task_options(args, task) + list(extra)
+        self.options += run_options(args, task, variant)
         self.result = osp.join(args.runs_dir, task,
                                f'{variant}-seed{seed}.json')
 
@@ -200,12 +240,21 @@ def plan(args):
     return runs
 
 
-def task_options(args, task):
-    """``--cfg-options`` that every run of ``task`` gets."""
+def config_path(task, variant='plain'):
+    return osp.join(CONFIGS, TASKS[task][VARIANTS[variant]['model']])
+
+
+def quick_root(args, task):
+    return osp.join(args.work_dir, 'data',
+                    QUICK_SUBDIR[TASKS[task]['data']]) + '/'
+
+
+def run_options(args, task, variant='plain'):
+    """The ``--cfg-options`` of a run of ``task`` and ``variant`` (all but
+    the seed and the initial weights)."""
     opts = []
     if args.quick:
-        root = osp.join(args.work_dir, 'data',
-                        QUICK_SUBDIR[TASKS[task]['data']]) + '/'
+        root = quick_root(args, task)
         opts += ['train_cfg.max_iters=4', 'default_hooks.logger.interval=1',
                  'default_hooks.checkpoint.interval=4',
                  'train_dataloader.batch_size=2',
@@ -213,19 +262,31 @@ def task_options(args, task):
                  'test_dataloader.batch_size=2']
         for split in ('train', 'val', 'test'):
             opts.append(f'{split}_dataloader.dataset.data_root={root}')
-            opts += [f'{split}_dataloader.dataset.demo_cfg.{k}={v}'
-                     for k, v in TASKS[task]['quick'].items()]
+            if TASKS[task]['data'] != 'fashion':  # generated data
+                opts += [f'{split}_dataloader.dataset.demo_cfg.{k}={v}'
+                         for k, v in TASKS[task]['quick'].items()]
         if task == 'det':
             ann = root + 'annotations/instances_val2017.json'
             opts += [f'val_evaluator.ann_file={ann}',
                      f'test_evaluator.ann_file={ann}']
     opts += list(args.cfg_options)
-    iters = next((int(o.split('=', 1)[1]) for o in opts
-                  if o.startswith('train_cfg.max_iters=')), None)
-    if iters is None:
-        from mmengine.config import Config
-        iters = Config.fromfile(osp.join(
-            DEMO, TASKS[task]['plain'])).train_cfg.max_iters
+    spec = VARIANTS[variant]
+    opts += spec['options']
+    cfg = _config(config_path(task, variant))
+    if opts:
+        cfg = copy.deepcopy(cfg)
+        cfg.merge_from_dict(_parsed(opts))
+    base = cfg.train_cfg.max_iters  # with every option so far
+    iters = base * spec['schedule']
+    if spec['schedule'] != 1:
+        opts.append(f'train_cfg.max_iters={iters}')
+        scheds = cfg.get('param_scheduler') or []
+        for i, sched in enumerate(
+                scheds if isinstance(scheds, list) else [scheds]):
+            if sched.get('end') == base:
+                opts.append(f'param_scheduler.{i}.end={iters}')
+        if cfg.default_hooks.checkpoint.get('interval') == base:
+            opts.append(f'default_hooks.checkpoint.interval={iters}')
     # validate 4 times; log metrics at their iteration (mmengine logs them
     # at the epoch, which an iteration-based loop keeps at 0)
     return opts + [f'train_cfg.val_interval={max(1, iters // 4)}',
@@ -234,20 +295,39 @@ def task_options(args, task):
 
 def task_config(args, task, variant='plain'):
     """A variant's config with the options its runs get."""
-    from mmengine.config import Config, DictAction
-    which, extra = VARIANTS[variant]
-    cfg = Config.fromfile(osp.join(DEMO, TASKS[task][which]))
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--o', nargs='+', action=DictAction)
-    cfg.merge_from_dict(parser.parse_args(
-        ['--o'] + task_options(args, task) + list(extra)).o)
+    cfg = copy.deepcopy(_config(config_path(task, variant)))
+    cfg.merge_from_dict(_parsed(run_options(args, task, variant)))
     return cfg
 
 
+@functools.lru_cache(maxsize=None)
+def _config(path):
+    """The config file, parsed once (callers copy it before changing it)."""
+    from mmengine.config import Config
+    return Config.fromfile(path)
+
+
 def prepare_data(args, task):
-    """Generate the task's data once, before its runs start side by side."""
+    """Generate the task's data once, before its runs start side by side;
+    for Fashion-MNIST check that the files are there (or, with --quick,
+    write a tiny stand-in)."""
     from mmsb.data.demo import generate_if_missing
+    from mmsb.data.idx import FILES, write_tiny_fashion_mnist
     cfg = task_config(args, task)
+    if TASKS[task]['data'] == 'fashion':
+        root = osp.join(REPO, cfg.train_dataloader.dataset.data_root)
+        if args.quick:
+            write_tiny_fashion_mnist(root, **TASKS[task]['quick'])
+        elif not all(osp.isfile(osp.join(root, f)) for f in FILES):
+            # `make data-fashion`: fetches them, or says in one line how
+            subprocess.run(['bash', osp.join(REPO, 'tools', 'data',
+                                             'fashion_mnist.sh'), root])
+        missing = [f for f in FILES if not osp.isfile(osp.join(root, f))]
+        if missing:
+            raise SystemExit(
+                f'error: {task} needs Fashion-MNIST in {root} (missing '
+                f'{", ".join(missing)}): see `make data-fashion`')
+        return cfg
     for split in ('train', 'val'):
         ds = cfg[f'{split}_dataloader'].dataset
         generate_if_missing(TASKS[task]['data'], ds.data_root,
@@ -410,8 +490,8 @@ def run_probes(args, task, log):
         log(f'  {task} probes: done before, reused (--resume)')
         return
     cfg = task_config(args, task, 'sb')
-    res = config_probes(osp.join(DEMO, TASKS[task]['sb']),
-                        _parsed(task_options(args, task)))
+    res = config_probes(config_path(task, 'sb'),
+                        _parsed(run_options(args, task, 'sb')))
     res.update(data=dict(cfg.train_dataloader.dataset.demo_cfg),
                commit=provenance(args, Run(args, task, 'sb', 0))['commit'])
     os.makedirs(osp.dirname(path), exist_ok=True)
@@ -447,35 +527,89 @@ def load_runs(runs_dir):
     return runs, probes
 
 
+def compare(by_variant, variant, base):
+    """Paired statistics of ``variant`` against ``base`` over the seeds
+    both have, or None."""
+    from mmsb.analysis import paired_stats
+    ref = {r['seed']: r for r in by_variant.get(base, [])}
+    pairs = [(ref[r['seed']], r) for r in by_variant.get(variant, [])
+             if r['seed'] in ref]
+    if not pairs:
+        return None
+    stats = paired_stats([b['metric'] for b, _ in pairs],
+                         [v['metric'] for _, v in pairs])
+    seeds = [b['seed'] for b, _ in pairs]
+    tb = statistics.median(b['s_per_iter'] for b, _ in pairs)
+    tv = statistics.median(v['s_per_iter'] for _, v in pairs)
+    return dict(
+        variant=variant, base=base, title=VARIANTS[variant]['title'],
+        stats=stats, pairs=pairs, time_ratio=tv / tb, s_plain=tb,
+        s_variant=tv,
+        outlier_seeds=[f'{name} seed {seeds[i]}' for name, key in
+                       ((base, 'base'), (variant, 'method'))
+                       for i in stats[key]['outliers']],
+        options=[o for o in pairs[0][1]['options']
+                 if not o.startswith(('randomness.seed=',
+                                      'default_hooks.logger.'))
+                 and '.dataset.' not in o and 'evaluator.' not in o],
+        data=pairs[0][1]['data'],
+        commits=sorted({r['commit'] for pr in pairs for r in pr}))
+
+
+def reading(effect, vs_plain, vs_sb, n):
+    """Whether an ablation keeps SB's effect on a task, in words, from the
+    verdicts of SB - plain (``effect``), variant - plain and variant - SB,
+    all on the ``n`` seeds the variant ran."""
+    if n < MIN_SEEDS:
+        return (f'{n} of the {MIN_SEEDS} seeds a verdict needs: too few '
+                f'to say')
+    if effect == 'not established':
+        return 'SB\'s own effect is not established here: nothing to keep'
+    lost = 'worse' if effect == 'better' else 'better'
+    if vs_sb == 'not established':
+        if vs_plain == effect:
+            return 'keeps it'
+        if vs_plain == lost:
+            return 'reverses it against plain; not told apart from SB'
+        return 'not told apart from SB nor from plain'
+    if vs_sb == lost:
+        if vs_plain == 'not established':
+            return 'loses it'
+        return 'reverses it' if vs_plain == lost else 'keeps part of it'
+    return 'more than SB'
+
+
 def task_summary(task, by_variant, probes):
     """Everything the template shows of one task."""
-    from mmsb.analysis import paired_stats
     spec = TASKS[task]
-    plain = {r['seed']: r for r in by_variant.get('plain', [])}
-    out = dict(spec, name=task, comparisons=[])
-    for variant, recs in by_variant.items():
-        if variant == 'plain':
-            continue
-        pairs = [(plain[r['seed']], r) for r in recs if r['seed'] in plain]
-        if not pairs:
-            continue
-        stats = paired_stats([p['metric'] for p, _ in pairs],
-                             [s['metric'] for _, s in pairs])
-        tp = statistics.median(p['s_per_iter'] for p, _ in pairs)
-        ts = statistics.median(s['s_per_iter'] for _, s in pairs)
-        seeds = [p['seed'] for p, _ in pairs]
-        outlier_seeds = [f'{name} seed {seeds[i]}' for name, key in
-                         (('plain', 'base'), (variant, 'method'))
-                         for i in stats[key]['outliers']]
-        out['comparisons'].append(dict(
-            variant=variant, stats=stats, outlier_seeds=outlier_seeds, pairs=pairs, time_ratio=ts / tp,
-            s_plain=tp, s_variant=ts,
-            options=[o for o in pairs[0][1]['options']
-                     if not o.startswith(('randomness.seed=',
-                                          'default_hooks.logger.'))
-                     and '.dataset.' not in o and 'evaluator.' not in o],
-            data=pairs[0][1]['data'],
-            commits=sorted({r['commit'] for pr in pairs for r in pr})))
+    out = dict(spec, name=task, comparisons=[], ablations=[],
+               schedule=[])
+    for variant, v in VARIANTS.items():
+        if v['base'] and variant in by_variant:
+            comp = compare(by_variant, variant, v['base'])
+            if comp:
+                out['comparisons'].append(comp)
+    by_name = {c['variant']: c for c in out['comparisons']}
+    out['main'] = by_name.get('sb')
+    if out['main']:
+        for variant in ABLATIONS[1:]:
+            if variant not in by_name:
+                continue
+            # SB's effect on the seeds this variant ran
+            seeds = {r['seed'] for r in by_variant[variant]}
+            on_seeds = {k: [r for r in recs if r['seed'] in seeds]
+                        for k, recs in by_variant.items()}
+            effect = compare(on_seeds, 'sb', 'plain')
+            vs_sb = compare(by_variant, variant, 'sb')
+            comp = by_name[variant]
+            out['ablations'].append(dict(
+                comp, vs_sb=vs_sb, sb_effect=effect, reading=reading(
+                    effect['stats']['diff']['verdict'] if effect else
+                    'not established', comp['stats']['diff']['verdict'],
+                    vs_sb and vs_sb['stats']['diff']['verdict'],
+                    comp['stats']['diff']['n'])))
+        if 'sb-4x' in by_name:
+            out['schedule'] = [out['main'], by_name['sb-4x']]
     out['probes'] = probes.get(task)
     if out['probes']:
         out['probe_max_gap'] = max(
@@ -484,22 +618,28 @@ def task_summary(task, by_variant, probes):
     return out
 
 
-def plot_task(summary, path):
+def plot_task(summary, path, comparisons=None):
+    """Training loss and validation metric of every run of the comparisons
+    (default: SB against plain), one line per seed."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    colours = {'plain': 'tab:blue', 'sb': 'tab:red'}
-    comp = summary['comparisons'][0]
-    for i, pair in enumerate(comp['pairs']):
-        for rec in pair:
-            label = rec['variant'] if i == 0 else None
-            c = colours.get(rec['variant'], 'tab:green')
-            if rec['loss_curve']:
-                ax1.plot(*zip(*rec['loss_curve']), color=c, alpha=0.5,
-                         lw=1, label=label)
-            ax2.plot(*zip(*rec['val_curve']), color=c, alpha=0.6, lw=1,
-                     marker='o', ms=3, label=label)
+    colours = {'plain': 'tab:blue', 'sb': 'tab:red', 'plain-4x': 'tab:cyan',
+               'sb-4x': 'tab:orange'}
+    labelled = set()
+    for comp in comparisons or [summary['main']]:
+        for pair in comp['pairs']:
+            for rec in pair:
+                v = rec['variant']
+                label = None if v in labelled else v
+                labelled.add(v)
+                c = colours.get(v, 'tab:green')
+                if rec['loss_curve']:
+                    ax1.plot(*zip(*rec['loss_curve']), color=c, alpha=0.5,
+                             lw=1, label=label)
+                ax2.plot(*zip(*rec['val_curve']), color=c, alpha=0.6, lw=1,
+                         marker='o', ms=3, label=label)
     ax1.set(xlabel='iteration', ylabel='training loss', yscale='log')
     ax2.set(xlabel='iteration', ylabel=summary['label'])
     ax2.axhline(summary['chance'], color='grey', ls=':', lw=1,
@@ -517,19 +657,33 @@ def write_report(args, argv):
     import jinja2
     runs, probes = load_runs(args.runs_dir)
     tasks = [task_summary(t, runs[t], probes) for t in TASKS if t in runs]
-    tasks = [t for t in tasks if t['comparisons']]
+    tasks = [t for t in tasks if t['main']]
     if not tasks:
         return False
     os.makedirs(args.fig_dir, exist_ok=True)
     for t in tasks:
         t['figure'] = f'{osp.basename(args.fig_dir)}/{t["name"]}.png'
         plot_task(t, osp.join(args.fig_dir, f'{t["name"]}.png'))
+        if t['schedule']:
+            t['schedule_figure'] = (f'{osp.basename(args.fig_dir)}/'
+                                    f'{t["name"]}-schedule.png')
+            plot_task(t, osp.join(args.fig_dir,
+                                  f'{t["name"]}-schedule.png'),
+                      t['schedule'])
     pilots = []
     for path in sorted(glob.glob(osp.join(osp.dirname(args.runs_dir),
                                           'pilots', '*', '*', '*.json'))):
         with open(path) as f:
             rec = json.load(f)
-        pilots.append(dict(name=path.split(os.sep)[-3], **rec))
+        pilots.append(dict(name=path.split(os.sep)[-3],
+                           pilot_task=path.split(os.sep)[-2], **rec))
+    # pilots of other tasks: recipe checks of the plain model, listed as
+    # they are under the task's recipe
+    recipe_pilots = {}
+    for rec in pilots:
+        if rec['pilot_task'] != 'pathfinder' and 'variant' in rec:
+            recipe_pilots.setdefault(rec['pilot_task'], []).append(rec)
+    pilots = [rec for rec in pilots if rec['pilot_task'] == 'pathfinder']
     by_name = {}
     for rec in pilots:
         entry = by_name.setdefault(rec['name'], dict(name=rec['name']))
@@ -561,7 +715,7 @@ def write_report(args, argv):
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     text = env.get_template(osp.basename(TEMPLATE)).render(
         tasks={t['name']: t for t in tasks}, task_list=tasks,
-        pilots=pilots,
+        pilots=pilots, recipe_pilots=recipe_pilots,
         quick=args.quick, command=shlex.join(
             ['tools/analysis/evidence.py'] + argv),
         runs_dir=osp.relpath(args.runs_dir, osp.dirname(args.out)),
