@@ -168,8 +168,8 @@ def parse_args(argv=None):
                    help='torch threads per run (default: cores // jobs)')
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--cam', action='store_true',
-                   help='draw Grad-CAM of the Pathfinder SB model of the '
-                   'first seed (needs its checkpoint in --work-dir; also '
+                   help='draw Grad-CAM of the Pathfinder SB model of seed '
+                   '--first-seed (needs its checkpoint in --work-dir; also '
                    'with --report-only)')
     p.add_argument('--resume', action='store_true',
                    help='skip the runs whose result file exists')
@@ -610,6 +610,21 @@ def task_summary(task, by_variant, probes):
                     comp['stats']['diff']['n'])))
         if 'sb-4x' in by_name:
             out['schedule'] = [out['main'], by_name['sb-4x']]
+    if out['main'] and spec['chance'] == 50.0 and \
+            out['main']['data'].get('num_val'):
+        # a balanced two-class task: which seeds learnt it, i.e. scored
+        # more than 3 binomial standard errors of a chance-level classifier
+        # on the validation set above chance
+        se = 100 * (0.25 / out['main']['data']['num_val'])**0.5
+        out['learnt'] = dict(se=se, line=spec['chance'] + 3 * se, **{
+            name: [(r['seed'], r['metric']) for r in recs
+                   if r['metric'] > spec['chance'] + 3 * se]
+            for name, recs in zip(('base', 'method'),
+                                  zip(*out['main']['pairs']))})
+        out['learnt']['others_within'] = all(
+            abs(r['metric'] - spec['chance']) <= 3 * se
+            for pair in out['main']['pairs'] for r in pair
+            if r['metric'] <= out['learnt']['line'])
     out['probes'] = probes.get(task)
     if out['probes']:
         out['probe_max_gap'] = max(
@@ -721,16 +736,27 @@ def write_report(args, argv):
         runs_dir=osp.relpath(args.runs_dir, osp.dirname(args.out)),
         fig_dir=osp.basename(args.fig_dir),
         cam=(osp.basename(args.fig_dir) + '/cam_pathfinder.png')
-        if osp.isfile(cam) else None,
+        if osp.isfile(cam) else None, cam_seed=_cam_seed(cam),
         now=datetime.datetime.now(datetime.timezone.utc).strftime(
             '%Y-%m-%d %H:%M UTC'))
     with open(args.out, 'w') as f:
         f.write(text)
 
 
+def _cam_seed(path):
+    """The seed whose model :func:`cam_pictures` drew into ``path`` (kept
+    beside it), or None."""
+    try:
+        with open(path + '.json') as f:
+            return json.load(f)['seed']
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def cam_pictures(args, path):
     """Grad-CAM of the conv and SB branch of the trained Pathfinder SB
-    model (first seed), last block of stages 1 and 2, on validation images
+    model of seed ``--first-seed``, last block of stages 1 and 2, on
+    validation images
     (two per class)."""
     import mmcv
 
@@ -754,6 +780,9 @@ def cam_pictures(args, path):
     os.makedirs(osp.dirname(path), exist_ok=True)
     mmcv.imwrite(mmcv.rgb2bgr(draw_gradcam_grid(rows, blocks, classes)),
                  path)
+    with open(path + '.json', 'w') as f:
+        json.dump(dict(seed=args.first_seed, checkpoint=osp.relpath(
+            ckpts[-1], REPO)), f)
 
 
 def main(argv=None):
