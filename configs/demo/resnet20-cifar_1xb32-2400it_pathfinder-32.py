@@ -31,7 +31,8 @@ data_root = 'data/demo/pathfinder-32-v2/'
 # (mmsb/data/pathfinder.py). Chosen on pilots of this plain model and of the
 # shortcut probes only (docs/evidence.md, "Recipe"): the setting with the
 # least shortcut (probes 49-54%, chance 50). This plain model stays at chance
-# on it within this schedule, as it did on every setting piloted.
+# on it within this schedule, as it did on every setting piloted (8 of 8
+# seeds: 49.1-50.9%).
 demo_cfg = dict(
     img_size=32, num_train=10000, num_val=2000, num_distractors=2,
     min_dist=0.4, max_dist=0.7, distractor_dist=(0.2, 0.4), wiggle=0.25,
