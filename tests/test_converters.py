@@ -3,7 +3,9 @@ here the way timm's CheckpointSaver writes them for the authors' train.py:
 epoch, arch, state_dict, optimizer, version, args (argparse.Namespace),
 amp_scaler, state_dict_ema, metric."""
 import argparse
+import contextlib
 import importlib.util
+import io
 import os
 import os.path as osp
 import pickle
@@ -38,6 +40,27 @@ HAS_ALLOWLIST = hasattr(torch.serialization, 'add_safe_globals')
 
 
 def run_tool(*args):
+    """The tool's main(argv), run in this process (the stack is imported
+    once for the whole module, not once per call), as a finished process:
+    ``returncode``, ``stdout``, ``stderr``. ``sys.exit('error: ...')``
+    becomes exit status 1 and that line on stderr, as Python makes it.
+    test_tool_runs_as_a_process runs the file itself once."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            load_converter().main([str(a) for a in args])
+        except SystemExit as exc:
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
+                code = 1
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(),
+                                 stderr=err.getvalue())
+
+
+def run_tool_process(*args):
     return subprocess.run([sys.executable, TOOL, *map(str, args)], cwd=ROOT,
                           env=ENV, capture_output=True, text=True,
                           timeout=300)
@@ -208,6 +231,23 @@ def test_tool_converts_state_dict_and_ema_of_a_saver_file(imagenet_run,
     res = run_tool(src, bb_out)
     assert res.returncode != 0 and 'exists' in res.stderr
     assert os.path.getmtime(bb_out) == before
+
+
+@pytest.mark.slow
+def test_tool_runs_as_a_process(imagenet_run, tmp_path):
+    """The file itself, as a user runs it: a fresh process that imports
+    what it needs, converts, and refuses to overwrite (exit status 1)."""
+    src = imagenet_run[0]
+    dst = tmp_path / 'sb-r50_in1k.pth'
+    res = run_tool_process(src, dst, '--ema')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'took state_dict_ema (epoch 7' in res.stdout, res.stdout
+    assert torch.load(dst, weights_only=True)['meta']['source_state_dict'] \
+        == 'state_dict_ema'
+    again = run_tool_process(src, dst)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1].startswith('error: ')
+    assert 'exists' in again.stderr
 
 
 def test_library_api_on_a_cifar_run(tmp_path):
