@@ -76,7 +76,8 @@ TASKS = {
         sb='evidence/sb-resnet20-cifar_1xb128-600it_fashion-mnist.py',
         metric='accuracy/top1', label='top-1 (%)', chance=10.0,
         chance_note='balanced classes', seeds=6, probes=False,
-        quick=dict(num_train=16, num_test=8)),
+        val_split='the whole 10,000-image test set (the data set has no '
+        'validation split)', quick=dict(num_train=16, num_test=8)),
     'det': dict(
         title='Demo detection (Faster R-CNN + FPN)', data='det',
         plain='demo/faster-rcnn_r26_fpn_1xb8-300it_demo-coco-128.py',
