@@ -36,8 +36,11 @@ bench: setup
 
 # SB-ResNet against its plain twin, paired and seeded (docs/evidence.md). Each run
 # leaves a JSON in docs/evidence/runs/ (in git); `make evidence` trains only the runs
-# missing there (all of them: about 3 hours on 2 cores) and renders the report from
-# the files; `make evidence-report` renders it without training.
+# missing there (plain and SB on every task, Fashion-MNIST included, which it fetches
+# with data-fashion's script: all of them about 4.5 hours on 2 cores) and renders the
+# report from the files; `make evidence-report` renders it without training. The
+# ablations and the 4x schedule: EVIDENCE_ARGS="--resume --force --variants ..."
+# (tools/analysis/evidence.py --help).
 # EVIDENCE_ARGS="--quick --force": minutes, meaningless numbers, in work_dirs/.
 EVIDENCE_ARGS ?= --resume --force
 evidence: setup
