@@ -9,10 +9,10 @@ Runner checkpoints for torch's ``weights_only`` loading, and a DDP wrapper
 :mod:`mmsb.data`, which those configs import themselves.
 """
 from . import compat  # noqa: F401  (checkpoint allowlist, DDP wrapper)
-from .version import __version__, version_info
-from . import models  # noqa: F401,E402
+from . import models
 from .registry import register_downstream
+from .version import __version__, version_info
 
-register_downstream()
+register_downstream([getattr(models, name) for name in models.__all__])
 
 __all__ = ['__version__', 'version_info', 'register_downstream']

@@ -140,20 +140,39 @@ def _name_probe():
 def allowlist_takes_names() -> bool:
     """Whether this torch's allowlist takes ``(object, 'module.name')`` pairs.
 
-    Asked by a weights-only load of an in-memory pickle: the first torch
-    releases with an allowlist read ``__module__``/``__name__`` of every
-    entry whenever a load consults the list, so a pair registered there
-    would break every weights-only load that meets a non-default global.
+    Asked without I/O: inside a scope that allowlists such a pair, the name
+    must map to the object in
+    ``torch._weights_only_unpickler._get_user_allowed_globals()``, which
+    every weights-only load consults. The first torch releases with an
+    allowlist read ``__module__``/``__name__`` of every entry there, so a
+    pair registered would break every weights-only load that meets a
+    non-default global. On a torch without that private function a
+    weights-only load of an in-memory pickle answers instead.
     """
-    buf = io.BytesIO()
-    torch.save({'probe': _name_probe}, buf)
-    with safe_globals_scope([(_name_probe, f'{__name__}._name_probe')
-                             ]) as allowed:
-        if not allowed:
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        return False  # torch < 2.4: no allowlist
+    pair = (_name_probe, f'{__name__}._name_probe')
+    try:
+        from torch._weights_only_unpickler import \
+            _get_user_allowed_globals as allowed_globals
+    except ImportError:
+        return _load_takes_names(pair)
+    with safe_globals_scope([pair]):
+        try:
+            return allowed_globals().get(pair[1]) is _name_probe
+        except Exception:  # AttributeError: 'tuple' object has no ...
             return False
+
+
+def _load_takes_names(pair) -> bool:
+    """Whether a weights-only load admits ``pair[0]`` allowlisted as
+    ``pair``: a ``torch.save``/``torch.load`` round trip in memory."""
+    buf = io.BytesIO()
+    torch.save({'probe': pair[0]}, buf)
+    with safe_globals_scope([pair]):
         try:
             buf.seek(0)
-            return torch.load(buf, weights_only=True)['probe'] is _name_probe
+            return torch.load(buf, weights_only=True)['probe'] is pair[0]
         except Exception:  # AttributeError: 'tuple' object has no ...
             return False
 

@@ -3,9 +3,10 @@
 
 ``MODELS`` has scope ``mmsb`` and mmengine's root registry as parent, so
 ``type='mmsb.SBResNet'`` resolves from any scope. :func:`register_downstream`
-also puts mmsb's public models into the MODELS registry of each of mmdet,
-mmseg and mmpretrain that is installed, so ``type='SBResNet'`` works in their
-configs once ``custom_imports`` has imported mmsb.
+puts given classes into the MODELS registry of each of mmdet, mmseg and
+mmpretrain that is installed; ``import mmsb`` passes mmsb's public models, so
+``type='SBResNet'`` works in their configs once ``custom_imports`` has
+imported mmsb. This module imports nothing of mmsb.
 """
 import importlib
 
@@ -18,14 +19,17 @@ MODELS = Registry(
 DOWNSTREAM = ('mmdet', 'mmseg', 'mmpretrain')
 
 
-def register_downstream(names=None):
-    """Register mmsb's models in every installed downstream MODELS registry.
+def register_downstream(modules):
+    """Register ``modules`` in every installed downstream MODELS registry.
+
+    Args:
+        modules (list[type]): classes, each registered under its
+            ``__name__``.
 
     Returns:
         dict: downstream scope -> names registered there (empty if absent).
     """
-    import mmsb.models as models
-    names = list(names or models.__all__)
+    names = [cls.__name__ for cls in modules]
     done = {}
     for scope in DOWNSTREAM:
         try:
@@ -33,12 +37,9 @@ def register_downstream(names=None):
         except ImportError:
             done[scope] = []
             continue
-        for name in names:
-            cls = getattr(models, name)
-            existing = registry.module_dict.get(name)
-            if existing is cls:
-                continue
-            # force: a stale class from an earlier import (e.g. reload) loses.
-            registry.register_module(name=name, module=cls, force=True)
+        for name, cls in zip(names, modules):
+            if registry.module_dict.get(name) is not cls:
+                # force: a stale class from an earlier import (reload) loses.
+                registry.register_module(name=name, module=cls, force=True)
         done[scope] = names
     return done

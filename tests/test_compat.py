@@ -234,6 +234,22 @@ def test_allowlist_follows_what_torch_offers():
     assert not any(isinstance(g, tuple) for g in plain)
 
 
+def test_allowlist_probe_agrees_with_a_weights_only_load():
+    """The probe without I/O answers what a weights-only load of a pickled
+    global does when that global is allowlisted as a pair."""
+    from mmsb.compat import (_load_takes_names, _name_probe,
+                             allowlist_takes_names)
+    ser = torch.serialization
+    before = set(ser.get_safe_globals()) \
+        if hasattr(ser, 'get_safe_globals') else None
+    by_load = _load_takes_names((_name_probe, 'mmsb.compat._name_probe'))
+    assert allowlist_takes_names() is by_load
+    if before is None:  # torch < 2.4: no allowlist, so no pairs
+        assert by_load is False
+    else:  # the probe leaves torch's list as it was
+        assert set(ser.get_safe_globals()) == before
+
+
 _DDP_WORKER = """
 import json, os, sys, torch
 import mmsb
