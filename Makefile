@@ -23,7 +23,7 @@ setup-oldest:
 	@MMSB_VENV="$(abspath $(VENV_OLDEST))" bash tools/setup_env.sh --oldest
 
 demo: setup
-	@$(PY) tools/demo.py
+	@$(PY) tools/run_demo.py
 
 test: setup
 	@$(PY) -m pytest $(PYTEST_ARGS)

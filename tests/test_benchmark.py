@@ -100,3 +100,16 @@ def test_cuda_without_cuda_names_the_flag(bench, capsys):
         bench.parse_args(['--device', 'cuda'])
     assert e.value.code != 0
     assert '--device cuda: CUDA is not available' in capsys.readouterr().err
+
+
+def test_timer_interleaves_steps_and_relates_them_to_r50(bench):
+    """benchmark.Timer (not mmengine's Runner): every step once a round,
+    warm-up rounds not timed, ratios of throughput to r50."""
+    calls = []
+    steps = {k: (lambda k=k: calls.append(k)) for k in ('r50', 'sb-r50')}
+    out = bench.Timer(bench.parse_args([])).run(
+        steps, images=4, warmup=1, repeats=2, log=lambda msg: None)
+    assert sorted(calls) == ['r50'] * 3 + ['sb-r50'] * 3
+    assert set(out) == {'r50', 'sb-r50'}
+    assert out['r50']['ratio_wall'] == 1.0
+    assert len(out['sb-r50']['wall_s']) == 2 and 'img_per_s' in out['sb-r50']

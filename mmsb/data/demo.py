@@ -381,13 +381,15 @@ def generate_if_missing(task: str,
 
 def ensure_demo_data(task: str, root: str = 'data/demo', **kwargs) -> str:
     """Path of the ``task`` demo dataset under ``root``, generated on first
-    use (``root/coco``, ``root/ade`` or ``root/cls``).
+    use (``root/coco``, ``root/ade``, ``root/cls`` or ``root/pathfinder``).
 
     Args:
-        task (str): 'det', 'seg' or 'cls'.
+        task (str): One of :data:`TASKS`: 'det', 'seg', 'cls' or
+            'pathfinder'.
         root (str): Folder that holds the demo datasets.
         **kwargs: ``num_train``, ``num_val``, ``img_size``, ``seed``; unset
-            ones take :data:`DEFAULTS`.
+            ones take :data:`DEFAULTS`. For 'pathfinder' also the options of
+            its renderer (see :func:`generate_if_missing`).
     """
     if task not in TASKS:
         raise KeyError(f'unknown demo task {task!r}; expected one of {TASKS}')
@@ -425,7 +427,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Generate the mmsb demo datasets (reused if present).')
     parser.add_argument('--root', default='data/demo',
-                        help='folder for coco/, ade/ and cls/')
+                        help='folder for coco/, ade/, cls/ and pathfinder/')
     parser.add_argument('--tasks', nargs='+', choices=TASKS,
                         default=list(TASKS))
     args = parser.parse_args(argv)

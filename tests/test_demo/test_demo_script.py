@@ -1,7 +1,9 @@
-"""Pieces of tools/demo.py (``make demo``) that do not need a training run:
-chance levels, the run folder, the console filter, the picture tiling."""
+"""Pieces of tools/run_demo.py (``make demo``) that do not need a training
+run: chance levels, the run folder, the stage headers, the console filter,
+the tools' environment, the picture tiling."""
 import glob
 import importlib.util
+import os
 import os.path as osp
 import sys
 
@@ -16,7 +18,7 @@ from mmsb.data.demo import ensure_demo_data
 @pytest.fixture(scope='module')
 def demo():
     spec = importlib.util.spec_from_file_location(
-        'mmsb_tools_demo', osp.join(REPO, 'tools', 'demo.py'))
+        'mmsb_tools_run_demo', osp.join(REPO, 'tools', 'run_demo.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -47,6 +49,26 @@ def test_run_dirs_are_never_shared(demo, tmp_path):
     assert first != second and osp.isdir(first) and osp.isdir(second)
 
 
+def test_stage_headers_count_the_stages(demo, capsys):
+    header = demo.stage_headers(5)
+    header('train det')
+    header('test det')
+    shown = capsys.readouterr().out  # not a terminal: no colour codes
+    assert shown == ('\n[demo 1/5] train det   (at 0s)\n'
+                     '\n[demo 2/5] test det   (at 0s)\n')
+
+
+def test_tools_get_the_threads_and_this_repo(demo, monkeypatch):
+    monkeypatch.setenv('PYTHONPATH', '/elsewhere')
+    monkeypatch.delenv('OMP_WAIT_POLICY', raising=False)
+    env, threads = demo.child_env(3)
+    assert threads == 3 and env['OMP_NUM_THREADS'] == '3'
+    assert env['PYTHONPATH'].split(os.pathsep) == [REPO, '/elsewhere']
+    assert env['OMP_WAIT_POLICY'] == 'PASSIVE'
+    env, threads = demo.child_env(0)  # the idle cores, at least one
+    assert 1 <= threads <= (os.cpu_count() or 1)
+
+
 def test_console_shows_progress_hides_dumps(demo, tmp_path, capsys):
     lines = [
         '11/21 12:00:00 - mmengine - INFO - ',
@@ -63,9 +85,8 @@ def test_console_shows_progress_hides_dumps(demo, tmp_path, capsys):
     ]
     script = tmp_path / 'talk.py'
     script.write_text(f'print({chr(10).join(lines)!r})\n')
-    console = demo.Console(total_stages=1)
     log = tmp_path / 'talk.out'
-    console.run([sys.executable, str(script)], str(log), env=None)
+    demo.run_tool([sys.executable, str(script)], str(log), env=None)
     shown = capsys.readouterr().out
     for hidden in ('System environment', 'Config:', 'FasterRCNN'):
         assert hidden not in shown
@@ -76,10 +97,9 @@ def test_console_shows_progress_hides_dumps(demo, tmp_path, capsys):
 
 
 def test_console_failure_names_the_log(demo, tmp_path):
-    console = demo.Console(total_stages=1)
     with pytest.raises(SystemExit, match='failed with exit code 3'):
-        console.run([sys.executable, '-c', 'import sys; sys.exit(3)'],
-                    str(tmp_path / 'x.out'), env=None)
+        demo.run_tool([sys.executable, '-c', 'import sys; sys.exit(3)'],
+                      str(tmp_path / 'x.out'), env=None)
 
 
 def test_tile_and_summary(demo, tmp_path):

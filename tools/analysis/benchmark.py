@@ -192,7 +192,7 @@ def build_detectors():
 
 
 # ----------------------------------------------------------------- timing
-class Runner:
+class Timer:
     """Device, precision, memory format and timing of every measurement."""
 
     def __init__(self, args):
@@ -429,7 +429,7 @@ def main(argv=None):
     MMLogger.get_current_instance().setLevel('ERROR')
 
     log = functools.partial(print, file=sys.stderr, flush=True)
-    rn, modes = Runner(args), MODES.get(args.mode, [args.mode])
+    timer, modes = Timer(args), MODES.get(args.mode, [args.mode])
     sets = dict(resolution=args.resolution, seed=args.seed,
                 det_resolution=args.det_resolution)
     for m in modes:
@@ -442,18 +442,18 @@ def main(argv=None):
 
     def measure(mode, bs, steps):
         log(f'{mode}, batch {bs}, {len(steps)} models interleaved')
-        run = rn.run(steps, bs, sets[mode]['warmup'], sets[mode]['repeats'],
-                     log)
+        run = timer.run(steps, bs, sets[mode]['warmup'],
+                        sets[mode]['repeats'], log)
         for key, step in steps.items():
             if mode == 'train' and not args.no_memory:
-                run[key]['peak_mem_MB'] = rn.peak_memory(step) / 2**20
+                run[key]['peak_mem_MB'] = timer.peak_memory(step) / 2**20
         res['runs'].setdefault(mode, {})[str(bs)] = run
         res['ratios'].setdefault(mode, {})[str(bs)] = {
             f'sb-r50/{p}': run['sb-r50']['img_per_s'] / run[p]['img_per_s']
             for p in PEERS if 'sb-r50' in run and p in run}
         if args.profile:
                 res['profile'].append(dict(mode=mode, batch_size=bs, models=(
-                rn.profile(steps, args.profile))))
+                timer.profile(steps, args.profile))))
     models = {k: build_classifier(k) for k in args.models
               if {'infer', 'train'} & set(modes)}
     for key, model in models.items():
@@ -465,32 +465,34 @@ def main(argv=None):
                 model.eval(), input_shape=(3, 224, 224), show_table=False,
                 show_arch=False)['flops'] / 1e9
     for mode in [m for m in ('infer', 'train') if m in modes]:
-        nets = {k: rn.prepare(m, mode == 'train') for k, m in models.items()}
+        nets = {k: timer.prepare(m, mode == 'train')
+                for k, m in models.items()}
         for bs in args.batch_sizes:
             x = torch.randn(bs, 3, *args.resolution).to(
-                args.device, memory_format=rn.fmt)
+                args.device, memory_format=timer.fmt)
             y = torch.randint(1000, (bs, ), device=args.device)
             measure(mode, bs, {
-                k: rn.infer_step(m, x) if mode == 'infer' else rn.train_step(
-                    m, lambda m: torch.nn.functional.cross_entropy(
-                        m(x).float(), y)) for k, m in nets.items()})
+                k: timer.infer_step(m, x) if mode == 'infer' else
+                timer.train_step(m, lambda m: torch.nn.functional
+                                 .cross_entropy(m(x).float(), y))
+                for k, m in nets.items()})
     if 'det' in modes:
         data, steps = demo_mm_inputs(2, [(3, *args.det_resolution)] * 2,
                                      num_items=[3, 4], num_classes=80), {}
         # mmcv's NMS has no bf16 kernel, and no fp16 one on CPU
-        rn.amp = sets['det']['amp'] = 'fp16' if cuda and args.amp == 'fp16' \
-            else 'none'
+        timer.amp = sets['det']['amp'] = \
+            'fp16' if cuda and args.amp == 'fp16' else 'none'
 
         def det_loss(det, batch):
             torch.manual_seed(args.seed)      # same proposal/RoI sampling
             return det.parse_losses(det(**batch, mode='loss'))[0]
         for key, det in zip(('r50', 'sb-r50'), build_detectors()):
             batch = det.to(args.device).data_preprocessor(data, True)
-            batch['inputs'] = batch['inputs'].to(memory_format=rn.fmt)
+            batch['inputs'] = batch['inputs'].to(memory_format=timer.fmt)
             # lr=0: the update is computed and applied but leaves both
             # detectors equal, so every step samples the same RoIs in both.
-            steps[key] = rn.train_step(rn.prepare(det, True), lambda d,
-                                       b=batch: det_loss(d, b), lr=0.)
+            steps[key] = timer.train_step(timer.prepare(det, True), lambda d,
+                                          b=batch: det_loss(d, b), lr=0.)
         measure('det', 2, steps)
     print('\n'.join(report(res)))
     for path, text in ((args.json, json.dumps(res, indent=1)),

@@ -55,23 +55,25 @@ TEMPLATE = osp.join(DOCS, 'evidence', 'evidence.md.j2')
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 CONFIGS = osp.join(REPO, 'configs')
+# demo_data: the data set's name in mmsb.data.demo (generated), or
+# 'fashion' (Fashion-MNIST's files, read by mmsb.data.idx)
 TASKS = {
     'pathfinder': dict(
-        title='Pathfinder (long range)', data='pathfinder',
+        title='Pathfinder (long range)', demo_data='pathfinder',
         plain='demo/resnet20-cifar_1xb32-2400it_pathfinder-32.py',
         sb='demo/sb-resnet20-cifar_1xb32-2400it_pathfinder-32.py',
         metric='accuracy/top1', label='top-1 (%)', chance=50.0,
         chance_note='balanced classes', seeds=8, probes=True,
         quick=dict(num_train=32, num_val=16, img_size=32)),
     'control': dict(
-        title='Shapes (control: local evidence suffices)', data='cls',
+        title='Shapes (control: local evidence suffices)', demo_data='cls',
         plain='demo/resnet20-cifar_1xb32-600it_demo-cls.py',
         sb='demo/sb-resnet20-cifar_1xb32-600it_demo-cls.py',
         metric='accuracy/top1', label='top-1 (%)', chance=34.0,
         chance_note='majority class', seeds=8, probes=False,
         quick=dict(num_train=24, num_val=9, img_size=32)),
     'fashion': dict(
-        title='Fashion-MNIST (real photographs)', data='fashion',
+        title='Fashion-MNIST (real photographs)', demo_data='fashion',
         plain='evidence/resnet20-cifar_1xb128-600it_fashion-mnist.py',
         sb='evidence/sb-resnet20-cifar_1xb128-600it_fashion-mnist.py',
         metric='accuracy/top1', label='top-1 (%)', chance=10.0,
@@ -79,14 +81,14 @@ TASKS = {
         val_split='the whole 10,000-image test set (the data set has no '
         'validation split)', quick=dict(num_train=16, num_test=8)),
     'det': dict(
-        title='Demo detection (Faster R-CNN + FPN)', data='det',
+        title='Demo detection (Faster R-CNN + FPN)', demo_data='det',
         plain='demo/faster-rcnn_r26_fpn_1xb8-300it_demo-coco-128.py',
         sb='demo/faster-rcnn_sb-r26_fpn_1xb8-300it_demo-coco-128.py',
         metric='coco/bbox_mAP', label='bbox mAP', chance=0.0,
         chance_note='random boxes', seeds=3, probes=False,
         quick=dict(num_train=12, num_val=4, img_size=64)),
     'seg': dict(
-        title='Demo segmentation (semantic FPN)', data='seg',
+        title='Demo segmentation (semantic FPN)', demo_data='seg',
         plain='demo/fpn_r26_1xb8-500it_demo-ade-96x96.py',
         sb='demo/fpn_sb-r26_1xb8-500it_demo-ade-96x96.py',
         metric='mIoU', label='mIoU (%)', chance=21.7,
@@ -247,7 +249,7 @@ def config_path(task, variant='plain'):
 
 def quick_root(args, task):
     return osp.join(args.work_dir, 'data',
-                    QUICK_SUBDIR[TASKS[task]['data']]) + '/'
+                    QUICK_SUBDIR[TASKS[task]['demo_data']]) + '/'
 
 
 def run_options(args, task, variant='plain'):
@@ -263,7 +265,7 @@ def run_options(args, task, variant='plain'):
                  'test_dataloader.batch_size=2']
         for split in ('train', 'val', 'test'):
             opts.append(f'{split}_dataloader.dataset.data_root={root}')
-            if TASKS[task]['data'] != 'fashion':  # generated data
+            if TASKS[task]['demo_data'] != 'fashion':  # generated data
                 opts += [f'{split}_dataloader.dataset.demo_cfg.{k}={v}'
                          for k, v in TASKS[task]['quick'].items()]
         if task == 'det':
@@ -315,7 +317,7 @@ def prepare_data(args, task):
     from mmsb.data.demo import generate_if_missing
     from mmsb.data.idx import FILES, write_tiny_fashion_mnist
     cfg = task_config(args, task)
-    if TASKS[task]['data'] == 'fashion':
+    if TASKS[task]['demo_data'] == 'fashion':
         root = osp.join(REPO, cfg.train_dataloader.dataset.data_root)
         if args.quick:
             write_tiny_fashion_mnist(root, **TASKS[task]['quick'])
@@ -331,7 +333,7 @@ def prepare_data(args, task):
         return cfg
     for split in ('train', 'val'):
         ds = cfg[f'{split}_dataloader'].dataset
-        generate_if_missing(TASKS[task]['data'], ds.data_root,
+        generate_if_missing(TASKS[task]['demo_data'], ds.data_root,
                             **(ds.get('demo_cfg') or {}))
     return cfg
 
