@@ -1,3 +1,4 @@
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -11,6 +12,10 @@ from mmsb.models import SBResNet
 from mmsb.visualization import collect_bias_maps, draw_bias_maps
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the tool imports this checkout's mmsb, not an installed copy
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)
+              if p]))
 
 
 def test_collect_and_draw():
@@ -54,8 +59,10 @@ def test_tool_writes_png_and_refuses_overwrite(tmp_path):
     cmd = [sys.executable, 'tools/analysis/visualize_bias.py', str(cfg),
            str(img), '--out', str(out), '--size', '128']
     # the script's path is relative to the repository, whatever pytest's cwd
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True,
+                         text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     assert 'wrote' in res.stdout and out.stat().st_size > 1000
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    again = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True,
+                           text=True)
     assert again.returncode != 0 and 'exists' in again.stderr

@@ -127,36 +127,20 @@ def check_datasets(cfg, cfg_path):
         root = ds.get('data_root', '') or ''
         if _is_remote(root):
             continue
-        if root and not osp.isdir(root):
-            raise PreflightError(
-                f'{cfg_path}: {key}.data_root does not exist: {root}')
-        ann = ds.get('ann_file')
-        if isinstance(ann, str) and ann and not _is_remote(ann):
-            path = ann if osp.isabs(ann) else osp.join(root, ann)
-            if not osp.exists(path):
-                raise PreflightError(
-                    f'{cfg_path}: {key}.ann_file does not exist: {path}')
+        paths = [('data_root', root, osp.isdir)] if root else []
+        if isinstance(ds.get('ann_file'), str) and ds['ann_file']:
+            paths.append(('ann_file', osp.join(root, ds['ann_file']),
+                          osp.exists))
         prefix = ds.get('data_prefix')
-        items = prefix.items() if isinstance(prefix, dict) else \
-            [('', prefix)] if isinstance(prefix, str) else []
-        for name, sub in items:
-            if not isinstance(sub, str) or not sub or _is_remote(sub):
-                continue
-            path = sub if osp.isabs(sub) else osp.join(root, sub)
-            if not osp.exists(path):
-                where = f'{key}.data_prefix' + (f'.{name}' if name else '')
+        for name, sub in (prefix.items() if isinstance(prefix, dict) else
+                          [('', prefix)]):
+            if isinstance(sub, str) and sub:
+                where = 'data_prefix' + (f'.{name}' if name else '')
+                paths.append((where, osp.join(root, sub), osp.exists))
+        for where, path, exists in paths:
+            if not _is_remote(path) and not exists(path):
                 raise PreflightError(
-                    f'{cfg_path}: {where} does not exist: {path}')
-
-
-def _runner_model_cfg(cfg):
-    """``cfg.model`` as the Runner builds it (it adds a top-level
-    ``data_preprocessor``, as mmpretrain configs have)."""
-    model = copy.deepcopy(cfg.model)
-    pre = cfg.get('data_preprocessor')
-    if isinstance(model, dict) and pre is not None:
-        model.setdefault('data_preprocessor', copy.deepcopy(pre))
-    return model
+                    f'{cfg_path}: {key}.{where} does not exist: {path}')
 
 
 def build_model(cfg, cfg_path):
@@ -164,6 +148,8 @@ def build_model(cfg, cfg_path):
     will use, so that it can hand this very model to the Runner."""
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import set_random_seed
+
+    from mmsb.apis import runner_model_cfg
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     randomness = dict(cfg.get('randomness', {}) or {})
     seed = set_random_seed(
@@ -172,7 +158,7 @@ def build_model(cfg, cfg_path):
         diff_rank_seed=randomness.get('diff_rank_seed', False))
     if randomness.get('seed') is None:  # the Runner would draw its own
         cfg.randomness = dict(randomness, seed=seed)
-    model_cfg = _runner_model_cfg(cfg)
+    model_cfg = runner_model_cfg(cfg)
     try:
         model = MODELS.build(copy.deepcopy(model_cfg))
     except Exception as e:

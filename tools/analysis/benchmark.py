@@ -52,6 +52,8 @@ import time
 
 import torch
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _machine
+
 # Name; the paper's params (M), GFLOPs, throughput (img/s): Tables 8, 9.
 ZOO = {'r50': ('ResNet-50', 25.56, 4.11, 2042),
        'sb-r50': ('SB-ResNet-50', 25.99, 4.13, 1836),
@@ -313,10 +315,8 @@ def machine_info(args):
                     k: getattr(args, k) for k in ('device', 'amp', 'compile',
                                                   'channels_last')})
     if args.device == 'cpu':
-        name = platform.processor() or 'cpu'
-        with contextlib.suppress(OSError), open('/proc/cpuinfo') as f:
-            name = next((line.split(':', 1)[1].strip() for line in f
-                         if line.startswith('model name')), name)
+        from _machine import cpu_name
+        name = cpu_name(default=platform.processor() or 'cpu')
         return dict(info, device_name=name, cpu_cores=os.cpu_count())
     driver = None
     with contextlib.suppress(subprocess.SubprocessError, OSError):

@@ -473,13 +473,8 @@ def machine():
     import platform
 
     import torch
-    cpu = platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next((ln.split(':', 1)[1].strip() for ln in f
-                        if ln.startswith('model name')), cpu)
-    except OSError:
-        pass
+    from _machine import cpu_name
+    cpu = cpu_name(default=platform.machine())
     return (f'{cpu}, {os.cpu_count()} cores; Python '
             f'{platform.python_version()}, torch {torch.__version__}')
 
@@ -763,7 +758,9 @@ def cam_pictures(args, path):
     (two per class)."""
     import mmcv
 
-    from mmsb.visualization import draw_gradcam_grid, load_model, sb_gradcam
+    from visualize_cam import draw_gradcam_grid, sb_gradcam
+
+    from mmsb.apis import load_model
     run = Run(args, 'pathfinder', 'sb', args.first_seed)
     ckpts = sorted(glob.glob(osp.join(run.work_dir, 'iter_*.pth')),
                    key=lambda p: int(p.rsplit('_', 1)[1].split('.')[0]))

@@ -35,24 +35,17 @@ def main(argv=None):
     import mmcv
     import torch
     from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.runner import load_checkpoint
 
+    from mmsb.apis import load_model, runner_model_cfg
     from mmsb.visualization import collect_bias_maps, draw_bias_maps
 
     cfg = Config.fromfile(args.config)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    cfg.model.get('backbone', {}).pop('init_cfg', None)
-    model = MODELS.build(cfg.model)
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.eval()
+    model = load_model(cfg, args.checkpoint, strict=False)
     net = getattr(model, 'backbone', model)
 
     img = mmcv.imread(args.image, channel_order='rgb')
     img = mmcv.imrescale(img, (args.size, args.size))
-    pre = cfg.model.get('data_preprocessor') or \
-        cfg.get('data_preprocessor') or {}  # mmpretrain: top level
+    pre = runner_model_cfg(cfg).get('data_preprocessor') or {}
     mean = torch.tensor(pre.get('mean', [0.0] * 3)).view(3, 1, 1)
     std = torch.tensor(pre.get('std', [1.0] * 3)).view(3, 1, 1)
     x = (torch.from_numpy(img).permute(2, 0, 1).float() - mean) / std
