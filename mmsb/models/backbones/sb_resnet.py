@@ -5,7 +5,6 @@ Fig. 3; stage choice Table 6, insertion position Table 2).
 Built on mmdet's ``ResNet``/``Bottleneck`` (as mmdet's ResNeSt is), so every
 ResNet option of the OpenMMLab toolboxes keeps its meaning.
 """
-import inspect
 import math
 from typing import Optional, Sequence
 
@@ -40,12 +39,12 @@ class SBBottleneck(Bottleneck):
     input of conv2 and concatenated to conv2's output, so ``norm2`` and
     ``conv3`` take ``planes + num_bias`` channels. With ``'conv1'`` (Table 2
     "Conv1") it is computed from the block input and joined after conv1,
-    widening ``norm1`` and ``conv2``. ``spatial_bias=None`` gives exactly the
+    widening ``norm1`` and ``conv2``. ``sb_cfg=None`` gives exactly the
     plain Bottleneck.
 
     Args:
-        spatial_bias (dict, optional): Options of :class:`SpatialBias` (all
-            but ``in_channels``). Default: None.
+        sb_cfg (dict, optional): Options of :class:`SpatialBias` (all but
+            ``in_channels``). Default: None.
         sb_position (str): 'conv2' or 'conv1'. Default: 'conv2'.
         **kwargs: Arguments of mmdet's ``Bottleneck``.
     """
@@ -53,9 +52,12 @@ class SBBottleneck(Bottleneck):
     def __init__(self,
                  inplanes: int,
                  planes: int,
-                 spatial_bias: Optional[dict] = None,
+                 sb_cfg: Optional[dict] = None,
                  sb_position: str = 'conv2',
                  **kwargs):
+        if sb_position not in SB_POSITIONS:
+            raise KeyError(f'SBBottleneck: unknown sb_position '
+                           f'{sb_position!r}; allowed: {SB_POSITIONS}')
         dcn = kwargs.get('dcn')
         # mmdet pops 'fallback_on_stride' from dcn: decide conv2's cfg first.
         conv2_cfg = kwargs.get('conv_cfg')
@@ -63,15 +65,12 @@ class SBBottleneck(Bottleneck):
             conv2_cfg = {k: v for k, v in dcn.items()
                          if k != 'fallback_on_stride'}
         super().__init__(inplanes, planes, **kwargs)
-        if sb_position not in SB_POSITIONS:
-            raise KeyError(f'SBBottleneck: unknown sb_position '
-                           f'{sb_position!r}; allowed: {SB_POSITIONS}')
         self.sb_position = sb_position
-        if spatial_bias is None:
+        if sb_cfg is None:
             self.spatial_bias = None
             self.sb_channels = 0
             return
-        sb_cfg = dict(spatial_bias)
+        sb_cfg = dict(sb_cfg)
         sb_cfg.setdefault('norm_cfg', _sb_norm_cfg(self.norm_cfg))
         sb_in = inplanes if sb_position == 'conv1' else planes
         self.spatial_bias = SpatialBias(sb_in, **sb_cfg)
@@ -177,9 +176,10 @@ class SBResNet(ResNet):
         sb_stages (Sequence[bool]): Stages with spatial bias, one entry per
             stage. Default: stages 1-3, not 4 (Table 6, best: s1, s2, s3).
         sb_cfg (dict, optional): Options of :class:`SpatialBias` (num_bias,
-            kernel_size, reduced_channels, pooled_size, pool_type, fusion,
-            mixing, norm_cfg, init_cfg). Default: the paper's (3 maps, C'=5,
-            N=3, P=10). ``init_cfg`` replaces the branch's initialisation
+            kernel_size, pooled_size, pool_type, fusion, mixing, norm_cfg,
+            init_cfg), checked by :meth:`SpatialBias.check_cfg` before any
+            layer is built. Default: the paper's (3 maps, N=3, P=10, so
+            C'=5). ``init_cfg`` replaces the branch's initialisation
             (the authors': PyTorch's default for the 1-D mixing conv), e.g.
             ``dict(type='Kaiming', layer='Conv1d', mode='fan_out',
             nonlinearity='relu', bias=0)``, mmsb 0.1's.
@@ -233,18 +233,13 @@ class SBResNet(ResNet):
             raise ValueError(
                 f'{type(self).__name__}: sb_stages has {len(sb_stages)} '
                 f'entries but num_stages is {num_stages}')
-        if sb_position not in SB_POSITIONS:
-            raise KeyError(f'{type(self).__name__}: unknown sb_position '
-                           f'{sb_position!r}; allowed: {SB_POSITIONS}')
         merged = dict(self.default_sb_cfg)
         merged.update(sb_cfg or {})
-        allowed = [p for p in inspect.signature(SpatialBias).parameters
-                   if p != 'in_channels']
-        unknown = sorted(set(merged) - set(allowed))
-        if unknown:
-            raise KeyError(f'{type(self).__name__}: unknown sb_cfg option(s) '
-                           f'{unknown}; allowed: {allowed}')
-        SpatialBias(8, **merged)  # validates values before any work starts
+        SpatialBias.check_cfg(merged, owner=type(self).__name__)
+        # mmsb 0.1 drew one SpatialBias(8)'s initial values from the global
+        # RNG here; drawing them still keeps every seeded build and run as it
+        # was, the stored ones in docs/evidence/runs included.
+        SpatialBias(8, **merged)
 
         # Read by make_res_layer, which ResNet.__init__ calls per stage.
         self.sb_stages = tuple(bool(s) for s in sb_stages)
@@ -261,6 +256,12 @@ class SBResNet(ResNet):
             pretrained=pretrained,
             init_cfg=init_cfg,
             **kwargs)
+        # Run in this order before the tensors load (mmpretrain's ViT does
+        # the same for its position embedding).
+        self._register_load_state_dict_pre_hook(
+            self._refuse_foreign_checkpoint)
+        self._register_load_state_dict_pre_hook(self._widen_plain_resnet)
+        self._register_load_state_dict_pre_hook(self._refuse_mismatches)
 
     def _check_depth(self, depth):
         if depth not in self.arch_settings:
@@ -272,9 +273,11 @@ class SBResNet(ResNet):
 
     def make_res_layer(self, **kwargs):
         stage = int(round(math.log2(kwargs['planes'] / self.base_channels)))
+        # Every block gets sb_position, so that it is checked even where no
+        # stage has spatial bias.
+        kwargs['sb_position'] = self.sb_position
         if self.sb_stages[stage]:
-            kwargs.update(
-                spatial_bias=self.sb_cfg, sb_position=self.sb_position)
+            kwargs['sb_cfg'] = self.sb_cfg
         if kwargs.get('init_cfg') is None and self._zero_init_blocks:
             # ResNet only zero-inits mmdet's own Bottleneck class.
             kwargs['init_cfg'] = dict(
@@ -300,28 +303,40 @@ class SBResNet(ResNet):
                     module.spatial_bias is not None:
                 yield name, module
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        """Widen plain-ResNet tensors function-preservingly, refuse the rest.
+    def _refuse_foreign_checkpoint(self, state_dict, prefix, *args,
+                                   **kwargs):
+        """Load-state-dict pre-hook: refuse a checkpoint that holds none of
+        the backbone's tensors.
 
-        Runs before the children load (torch and mmengine call a parent's
-        ``_load_from_state_dict`` first), on the loader's copy of the dict.
+        Only where the backbone is the root module (``init_cfg=Pretrained``,
+        or ``load_checkpoint(backbone, ...)``): there mmengine would only log
+        the keys and leave the backbone as it was.
+        """
+        if prefix or not state_dict:
+            return
+        own = list(self.state_dict(keep_vars=True))
+        if any(k in state_dict for k in own):
+            return
+        found = list(state_dict)
+        raise ValueError(
+            f'{type(self).__name__}: the checkpoint holds none of the '
+            f"backbone's {len(own)} tensors (it has e.g. "
+            f'{", ".join(found[:3])}; the backbone expects e.g. '
+            f'{", ".join(own[:3])}). For the backbone of a '
+            f'detector, segmentor or classifier checkpoint, set '
+            f"prefix='backbone.' in init_cfg.")
+
+    def _widen_plain_resnet(self, state_dict, prefix, *args, **kwargs):
+        """Load-state-dict pre-hook: widen a plain ResNet's tensors for the
+        bias channels, function-preservingly.
+
+        The widened norm gets identity statistics (weight and running_var
+        1, bias and running_mean 0) and the next conv zero weights for the
+        bias channels; under a :class:`SplitNorm` the plain norm becomes its
+        ``main`` part. Works on the loader's copy of the dict, before the
+        children load (torch and mmengine call a parent's pre-hooks first).
         """
         own = self.state_dict(keep_vars=True)
-        if not prefix and state_dict and not any(k in state_dict
-                                                 for k in own):
-            # Loaded as the root module (init_cfg=Pretrained, or
-            # load_checkpoint(backbone, ...)) and not one name fits: mmengine
-            # would only log the keys and leave the backbone as it was.
-            found = list(state_dict)
-            raise ValueError(
-                f'{type(self).__name__}: the checkpoint holds none of the '
-                f"backbone's {len(own)} tensors (it has e.g. "
-                f'{", ".join(found[:3])}; the backbone expects e.g. '
-                f'{", ".join(list(own)[:3])}). For the backbone of a '
-                f'detector, segmentor or classifier checkpoint, set '
-                f"prefix='backbone.' in init_cfg.")
         padded = []
         for name, block in self.sb_blocks():
             widened = block.widened_layers()
@@ -363,8 +378,12 @@ class SBResNet(ResNet):
                 f'{type(self).__name__}: widened {len(padded)} plain-ResNet '
                 f'tensors for the spatial bias channels (identity norm, zero '
                 f'conv weights), e.g. {padded[0]}', logger='current')
+
+    def _refuse_mismatches(self, state_dict, prefix, *args, **kwargs):
+        """Load-state-dict pre-hook: refuse tensors whose shape is not the
+        model's (after widening), naming up to five of them."""
         bad = []
-        for full, target in own.items():
+        for full, target in self.state_dict(keep_vars=True).items():
             ckpt = state_dict.get(prefix + full)
             if ckpt is not None and hasattr(ckpt, 'shape') and \
                     tuple(ckpt.shape) != tuple(target.shape):
@@ -376,9 +395,6 @@ class SBResNet(ResNet):
                 f'cannot be reconciled with the model (wrong depth/width or '
                 f'sb_cfg?): ' + '; '.join(bad[:5]) +
                 (' ...' if len(bad) > 5 else ''))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
 
 
 def _cat0(a, b):

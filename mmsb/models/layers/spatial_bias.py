@@ -57,6 +57,10 @@ class SpatialBias(BaseModule):
     them to it, giving Eq. 1: ``ReLU(BN([Conv(X), SB]))`` once the caller's
     norm and activation are applied.
 
+    C' follows from the other options: ``num_bias + kernel_size - 1`` with
+    ``mixing='conv1d'`` (5 for the paper's defaults), ``num_bias`` with
+    ``mixing='none'``. The module keeps it as ``reduced_channels``.
+
     Unlike the authors' reference code, any H x W works (non-square, odd,
     smaller than P), as does batch size 1.
 
@@ -67,10 +71,6 @@ class SpatialBias(BaseModule):
         kernel_size (int): Kernel N of the 1-D convolution across the C'
             compressed channels (must be > 1 to mix channels, section 3).
             Default: 3.
-        reduced_channels (int, optional): C', the channels of the 1x1
-            compression. Must equal ``num_bias + kernel_size - 1`` for
-            ``mixing='conv1d'`` and ``num_bias`` for ``mixing='none'``; left
-            None it is derived (5 for the paper's defaults). Default: None.
         pooled_size (int): P, the side of the pooled map. 10 for
             ImageNet/COCO/ADE20K, 6 for CIFAR (Table 3 ablates 6-16).
             Default: 10.
@@ -97,11 +97,14 @@ class SpatialBias(BaseModule):
         torch.Size([1, 67, 19, 25])
     """
 
+    # The options besides ``in_channels``: the keys of ``sb_cfg``.
+    cfg_keys = ('num_bias', 'kernel_size', 'pooled_size', 'pool_type',
+                'fusion', 'mixing', 'norm_cfg', 'init_cfg')
+
     def __init__(self,
                  in_channels: int,
                  num_bias: int = 3,
                  kernel_size: int = 3,
-                 reduced_channels: Optional[int] = None,
                  pooled_size: int = 10,
                  pool_type: str = 'avg',
                  fusion: str = 'concat',
@@ -110,32 +113,14 @@ class SpatialBias(BaseModule):
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         _check_int('in_channels', in_channels, 1)
-        _check_int('num_bias', num_bias, 1)
-        _check_int('pooled_size', pooled_size, 1)
-        _check_choice('pool_type', pool_type, POOL_TYPES)
-        _check_choice('fusion', fusion, FUSIONS)
-        _check_choice('mixing', mixing, MIXINGS)
+        self.check_cfg(
+            dict(num_bias=num_bias, kernel_size=kernel_size,
+                 pooled_size=pooled_size, pool_type=pool_type, fusion=fusion,
+                 mixing=mixing))
         if mixing == 'conv1d':
-            _check_int('kernel_size', kernel_size, 1)
-            derived = num_bias + kernel_size - 1
+            reduced_channels = num_bias + kernel_size - 1
         else:
-            derived = num_bias
-        if reduced_channels is None:
-            reduced_channels = derived
-        _check_int('reduced_channels', reduced_channels, 1)
-        if mixing == 'conv1d' and kernel_size > reduced_channels:
-            raise ValueError(
-                f'SpatialBias: kernel_size={kernel_size} is larger than '
-                f'reduced_channels={reduced_channels}; the 1-D convolution '
-                f'slides over the C\' axis without padding, so kernel_size '
-                f'must be <= reduced_channels')
-        if reduced_channels != derived:
-            raise ValueError(
-                f'SpatialBias: reduced_channels={reduced_channels} does not '
-                f'give num_bias={num_bias} bias maps with mixing={mixing!r} '
-                f'and kernel_size={kernel_size}; expected reduced_channels='
-                f'{derived} (num_bias + kernel_size - 1 for conv1d, num_bias '
-                f'for none)')
+            reduced_channels = num_bias
 
         self.in_channels = in_channels
         self.num_bias = num_bias
@@ -157,6 +142,33 @@ class SpatialBias(BaseModule):
             self.mix = nn.Conv1d(positions, positions, kernel_size)
         else:
             self.mix = None
+
+    @classmethod
+    def check_cfg(cls, cfg: dict, owner: str = 'SpatialBias'):
+        """Refuse options that ``SpatialBias(in_channels, **cfg)`` refuses.
+
+        Checks the names (KeyError naming ``owner``, the unknown options and
+        the allowed ones) and the values given; builds nothing, so a backbone
+        can check its ``sb_cfg`` before any work starts.
+
+        Args:
+            cfg (dict): Options of :class:`SpatialBias` but ``in_channels``,
+                all or some.
+            owner (str): Who is named in the unknown-option error.
+        """
+        unknown = sorted(set(cfg) - set(cls.cfg_keys))
+        if unknown:
+            raise KeyError(f'{owner}: unknown sb_cfg option(s) {unknown}; '
+                           f'allowed: {list(cls.cfg_keys)}')
+        for name in ('num_bias', 'pooled_size'):
+            if name in cfg:
+                _check_int(name, cfg[name], 1)
+        for name, allowed in (('pool_type', POOL_TYPES), ('fusion', FUSIONS),
+                              ('mixing', MIXINGS)):
+            if name in cfg:
+                _check_choice(name, cfg[name], allowed)
+        if 'kernel_size' in cfg and cfg.get('mixing') != 'none':
+            _check_int('kernel_size', cfg['kernel_size'], 1)
 
     @property
     def norm(self) -> nn.Module:

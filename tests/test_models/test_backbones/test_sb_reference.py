@@ -94,8 +94,7 @@ def random_block(position, fusion, stride):
     block = SBBottleneck(
         INPLANES, PLANES, stride=stride, downsample=downsample,
         sb_position=position,
-        spatial_bias=dict(num_bias=K, kernel_size=N, pooled_size=P,
-                          fusion=fusion))
+        sb_cfg=dict(num_bias=K, kernel_size=N, pooled_size=P, fusion=fusion))
     with torch.no_grad():
         for name, t in block.state_dict().items():
             if not t.is_floating_point():

@@ -386,13 +386,18 @@ def test_gflops_at_224_within_003_of_resnet50():
     (dict(depth=50, sb_stages=(True, True, True)), ValueError,
      'sb_stages has 3 entries but num_stages is 4'),
     (dict(depth=50, sb_cfg=dict(pooled_size=0)), ValueError, 'pooled_size'),
-    (dict(depth=50, sb_cfg=dict(kernel_size=6, reduced_channels=5)),
-     ValueError, 'kernel_size=6 is larger than reduced_channels=5'),
+    (dict(depth=50, sb_cfg=dict(kernel_size=0)), ValueError, 'kernel_size'),
     (dict(depth=50, sb_cfg=dict(pool_type='lp')), KeyError, 'pool_type'),
     (dict(depth=50, sb_cfg=dict(fusion='mul')), KeyError, 'fusion'),
     (dict(depth=50, sb_cfg=dict(size=10)), KeyError,
      r"unknown sb_cfg option\(s\) \['size'\]"),
+    (dict(depth=50, sb_cfg=dict(reduced_channels=5)), KeyError,
+     r"unknown sb_cfg option\(s\) \['reduced_channels'\]"),
     (dict(depth=50, sb_position='conv3'), KeyError, 'sb_position'),
+    (dict(depth=50, sb_stages=(False, ) * 4, sb_position='conv3'), KeyError,
+     "unknown sb_position 'conv3'"),
+    (dict(depth=50, sb_stages=(False, ) * 4, sb_cfg=dict(pooled_size=0)),
+     ValueError, 'pooled_size'),
 ])
 def test_errors_name_the_argument(kwargs, exc, words):
     with pytest.raises(exc, match=words):
@@ -406,5 +411,35 @@ def test_cifar_depth_errors():
 
 
 def test_block_without_sb_is_plain_bottleneck():
-    blk = SBBottleneck(64, 16, spatial_bias=None)
+    blk = SBBottleneck(64, 16, sb_cfg=None)
     assert blk.spatial_bias is None and blk.conv3.in_channels == 16
+    with pytest.raises(KeyError, match="unknown sb_position 'conv3'"):
+        SBBottleneck(64, 16, sb_cfg=dict(), sb_position='conv3')
+
+
+def test_foreign_checkpoint_is_refused_only_at_the_root():
+    sb = SBResNet(depth=26, base_channels=16)
+    sd = {'backbone.' + k: v for k, v in sb.state_dict().items()}
+    with pytest.raises(ValueError, match="set prefix='backbone.'"):
+        sb.load_state_dict(sd)
+    # As a child (prefix 'backbone.') the same file loads.
+    parent = nn.Module()
+    parent.backbone = SBResNet(depth=26, base_channels=16)
+    parent.load_state_dict(sd)
+    for k, v in sb.state_dict().items():
+        assert torch.equal(parent.backbone.state_dict()[k], v), k
+
+
+def test_load_hooks_survive_deepcopy():
+    # mmengine's EMA deep-copies the model; the copy widens a plain ResNet.
+    import copy
+    plain = ResNet(depth=50, base_channels=16, out_indices=(0, 1, 2, 3))
+    randomize_bn(plain)
+    sb = copy.deepcopy(
+        SBResNet(depth=50, base_channels=16, out_indices=(0, 1, 2, 3)))
+    sb.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(1, 3, 64, 64)
+    plain.eval()
+    with torch.no_grad():
+        for a, b in zip(plain(x), sb.eval()(x)):
+            torch.testing.assert_close(b, a)

@@ -90,17 +90,38 @@ def test_registry_builds_it():
 
 @pytest.mark.parametrize('kwargs,exc,words', [
     (dict(pooled_size=0), ValueError, 'pooled_size'),
-    (dict(kernel_size=4, reduced_channels=3, num_bias=0), ValueError,
-     'num_bias'),
-    (dict(kernel_size=6, reduced_channels=5), ValueError, 'kernel_size=6'),
+    (dict(num_bias=0), ValueError, 'num_bias'),
+    (dict(kernel_size=0), ValueError, 'kernel_size'),
     (dict(pool_type='median'), KeyError, "'avg', 'max'"),
     (dict(fusion='mul'), KeyError, "'concat', 'add'"),
     (dict(mixing='attention'), KeyError, 'mixing'),
-    (dict(reduced_channels=7), ValueError, 'reduced_channels=7'),
 ])
 def test_bad_arguments_are_named(kwargs, exc, words):
     with pytest.raises(exc, match=words.replace('(', r'\(')):
         SpatialBias(8, **kwargs)
+    with pytest.raises(exc, match=words.replace('(', r'\(')):
+        SpatialBias.check_cfg(kwargs)       # the same refusal, nothing built
+
+
+def test_check_cfg_names_and_partial_configs():
+    # The option names are __init__'s, less in_channels, in its order.
+    params = list(inspect.signature(SpatialBias).parameters)
+    assert list(SpatialBias.cfg_keys) == params[1:]
+    SpatialBias.check_cfg({})
+    SpatialBias.check_cfg(dict(mixing='none', kernel_size=0))  # unused N
+    with pytest.raises(KeyError) as info:
+        SpatialBias.check_cfg(dict(size=1, reduced_channels=5), owner='X')
+    assert info.value.args[0] == (
+        "X: unknown sb_cfg option(s) ['reduced_channels', 'size']; allowed: "
+        "['num_bias', 'kernel_size', 'pooled_size', 'pool_type', 'fusion', "
+        "'mixing', 'norm_cfg', 'init_cfg']")
+
+
+def test_reduced_channels_is_derived_not_an_argument():
+    assert SpatialBias(8, num_bias=4, kernel_size=5).reduced_channels == 8
+    assert SpatialBias(8, num_bias=4, mixing='none').reduced_channels == 4
+    with pytest.raises(TypeError, match='reduced_channels'):
+        SpatialBias(8, reduced_channels=5)
 
 
 def test_channels_last_and_autocast():
