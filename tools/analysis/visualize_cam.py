@@ -40,9 +40,8 @@ class _TensorOutput(torch.nn.Module):
 
 def sb_block_names(model: torch.nn.Module) -> List[str]:
     """Names of the model's bottlenecks that carry a spatial-bias branch."""
-    from mmsb.models.backbones.sb_resnet import SBBottleneck
-    return [n for n, m in model.named_modules()
-            if isinstance(m, SBBottleneck) and m.spatial_bias is not None]
+    from mmsb.models.backbones.sb_resnet import sb_blocks
+    return [name for name, _ in sb_blocks(model)]
 
 
 def _branches(model: torch.nn.Module, block: str):

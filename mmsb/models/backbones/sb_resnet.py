@@ -154,6 +154,16 @@ class SBBottleneck(Bottleneck):
         return self.norm1_name, 'conv2'
 
 
+def sb_blocks(model: nn.Module):
+    """(name, block) of every :class:`SBBottleneck` in ``model`` (a backbone
+    or a whole detector, segmentor or classifier) that carries spatial
+    bias."""
+    for name, module in model.named_modules():
+        if isinstance(module, SBBottleneck) and \
+                module.spatial_bias is not None:
+            yield name, module
+
+
 @MODELS.register_module()
 class SBResNet(ResNet):
     """SB-ResNet backbone: mmdet's ResNet with spatial bias bottlenecks.
@@ -298,10 +308,7 @@ class SBResNet(ResNet):
 
     def sb_blocks(self):
         """(name, block) of every bottleneck that carries spatial bias."""
-        for name, module in self.named_modules():
-            if isinstance(module, SBBottleneck) and \
-                    module.spatial_bias is not None:
-                yield name, module
+        return sb_blocks(self)
 
     def _refuse_foreign_checkpoint(self, state_dict, prefix, *args,
                                    **kwargs):
