@@ -459,12 +459,8 @@ class SBResNetCIFAR(SBResNet):
             raise ValueError('SBResNetCIFAR: deep_stem is not supported; the '
                              'CIFAR stem is one 3x3 convolution')
         super().__init__(
-            depth=depth,
-            num_stages=num_stages,
-            base_channels=base_channels,
-            strides=strides,
-            dilations=dilations,
-            out_indices=out_indices,
+            depth, num_stages=num_stages, base_channels=base_channels,
+            strides=strides, dilations=dilations, out_indices=out_indices,
             **kwargs)
 
     def _check_depth(self, depth):
