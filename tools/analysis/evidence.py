@@ -577,6 +577,47 @@ def reading(effect, vs_plain, vs_sb, n):
     return 'more than SB'
 
 
+def schedule_reading(one, four):
+    """Whether SB - plain is a difference of how fast the models learn or of
+    where they end, in words, from its paired statistics at 1x (``one``) and
+    4x (``four``) the schedule on the same seeds."""
+    n = four['n']
+    if n >= MIN_SEEDS:
+        a, b = one['verdict'], four['verdict']
+        if a != 'not established' and b == a:
+            return (f'SB {a} at 1x and at 4x: the difference stays with '
+                    f'four times the training')
+        if a != 'not established' and b == 'not established':
+            return (f'SB {a} at 1x, not established at 4x: the difference '
+                    f'fades with training, so at 1x it is at least partly '
+                    f'one of how fast the models learn')
+        if a == 'not established' and b != 'not established':
+            return (f'not established at 1x, SB {b} at 4x: the difference '
+                    f'shows only with longer training')
+        if a == 'not established':
+            return 'not established at either length'
+        return f'SB {a} at 1x and {b} at 4x'
+
+    def side(d):  # which side of 0 the t interval lies on, 0 if across
+        return 1 if d['lo'] > 0 else -1 if d['hi'] < 0 else 0
+
+    s1, s4 = side(one), side(four)
+    words = (f'{n} seeds allow no rank-test verdict; by the 95% t intervals '
+             f'alone, ')
+    if s1 and s4 == s1:
+        return words + ('the gap stays at 4x (both intervals exclude 0 on '
+                        'the same side)')
+    if s1 and s4 == -s1:
+        return words + 'the gap reverses at 4x'
+    if s1 and abs(four['mean']) < abs(one['mean']) / 2:
+        return words + ('the gap shrinks to less than half at 4x and its '
+                        'interval includes 0: at 1x it is at least partly '
+                        'one of how fast the models learn')
+    if not s1 and s4:
+        return words + 'a gap shows only at 4x'
+    return words + 'too few seeds to tell'
+
+
 def task_summary(task, by_variant, probes):
     """Everything the template shows of one task."""
     spec = TASKS[task]
@@ -607,7 +648,14 @@ def task_summary(task, by_variant, probes):
                     vs_sb and vs_sb['stats']['diff']['verdict'],
                     comp['stats']['diff']['n'])))
         if 'sb-4x' in by_name:
-            out['schedule'] = [out['main'], by_name['sb-4x']]
+            # 1x on the seeds that ran 4x, so both rows pair the same seeds
+            seeds = {r['seed'] for r in by_variant['sb-4x']}
+            one = compare({k: [r for r in recs if r['seed'] in seeds]
+                           for k, recs in by_variant.items()}, 'sb', 'plain')
+            four = by_name['sb-4x']
+            out['schedule'] = [one, four]
+            out['schedule_reading'] = schedule_reading(
+                one['stats']['diff'], four['stats']['diff'])
     if out['main'] and spec['chance'] == 50.0 and \
             out['main']['data'].get('num_val'):
         # a balanced two-class task: which seeds learnt it, i.e. scored
