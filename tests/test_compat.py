@@ -15,7 +15,7 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 from PIL import Image
-from test_demo.demo_utils import free_port
+from utils import free_port
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PY = sys.executable

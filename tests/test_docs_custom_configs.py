@@ -33,8 +33,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.runner.checkpoint import (get_external_models,
                                         get_torchvision_models)
-from test_demo.demo_utils import (CONFIGS, explain, free_port, overrides,
-                                  run, tool)
+from utils import CONFIGS, explain, free_port, overrides, run, tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOC = osp.join(ROOT, 'docs', 'custom_configs.md')

@@ -9,12 +9,9 @@ import sys
 
 import pytest
 import torch
+from utils import CONFIGS, REPO, explain, free_port, overrides, run, tool
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), 'test_demo'))
-from demo_utils import (CONFIGS, REPO, explain, free_port,  # noqa: E402
-                        overrides, run, tool)
-
-from mmsb.models import SBResNet  # noqa: E402
+from mmsb.models import SBResNet
 
 pytestmark = [
     pytest.mark.gpu,

@@ -2,7 +2,6 @@
 run: chance levels, the run folder, the stage headers, the console filter,
 the tools' environment, the picture tiling."""
 import glob
-import importlib.util
 import os
 import os.path as osp
 import sys
@@ -10,18 +9,14 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from demo_utils import REPO
+from utils import REPO, load_tool
 
 from mmsb.data.demo import ensure_demo_data
 
 
 @pytest.fixture(scope='module')
 def demo():
-    spec = importlib.util.spec_from_file_location(
-        'mmsb_tools_run_demo', osp.join(REPO, 'tools', 'run_demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('run_demo')
 
 
 def test_chance_of_random_boxes_is_near_zero(demo, tmp_path):

@@ -3,21 +3,17 @@
 conv and SB branch of each block, one PNG, never overwritten without
 --force. The checkpoint is a freshly built, seeded model saved as the
 Runner saves one (state_dict and dataset_meta)."""
-import importlib.util
-import os.path as osp
-
 import mmcv
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import save_checkpoint
+from utils import load_tool
 
 from mmsb.apis import load_model
 
 pytest.importorskip('pytorch_grad_cam')
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 CONFIG = """
 custom_imports = dict(imports=['mmsb'], allow_failed_imports=False)
@@ -30,13 +26,9 @@ model = dict(type='ImageClassifier',
 """
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmsb_tools_visualize_cam',
-        osp.join(REPO, 'tools', 'analysis', 'visualize_cam.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_cam():
+    """tools/analysis/visualize_cam.py as a module."""
+    return load_tool('analysis/visualize_cam')
 
 
 @pytest.fixture(scope='module')
@@ -62,7 +54,7 @@ def inputs(tmp_path_factory):
 
 def test_sb_gradcam_maps_each_branch(inputs):
     cfg, ckpt, images = inputs
-    tool = load_tool()
+    tool = load_cam()
     model = load_model(Config.fromfile(str(cfg)), str(ckpt))
     assert model.dataset_meta == dict(classes=('a', 'b'))
     blocks = tool._last_sb_blocks(model)
@@ -84,10 +76,10 @@ def test_tool_writes_png_and_refuses_overwrite(inputs, tmp_path, capsys):
     out = tmp_path / 'cam.png'
     argv = [str(cfg), str(ckpt)] + [str(i) for i in images] + [
         '--out', str(out)]
-    load_tool().main(argv)
+    load_cam().main(argv)
     assert 'wrote' in capsys.readouterr().out
     picture = mmcv.imread(str(out))
-    blocks = load_tool()._last_sb_blocks(
+    blocks = load_cam()._last_sb_blocks(
         load_model(Config.fromfile(str(cfg))))
     # a 34 px header, then a row of 128 px tiles per image: a 190 px label,
     # the image, then the conv and SB CAM of each block
@@ -95,9 +87,9 @@ def test_tool_writes_png_and_refuses_overwrite(inputs, tmp_path, capsys):
                              3)
     written = out.read_bytes()
     with pytest.raises(SystemExit) as exc:
-        load_tool().main(argv)
+        load_cam().main(argv)
     assert exc.value.code == (f'error: {out} exists; pass --force to '
                               f'overwrite it')
     assert out.read_bytes() == written
-    load_tool().main(argv + ['--force'])
+    load_cam().main(argv + ['--force'])
     assert mmcv.imread(str(out)).shape == picture.shape

@@ -15,7 +15,7 @@ import os.path as osp
 import sys
 
 import pytest
-from demo_utils import CONFIGS, REPO, explain, run
+from utils import CONFIGS, REPO, explain, run
 
 from mmsb.data.demo import CLASSES, SEG_CLASSES
 

@@ -1,32 +1,23 @@
 """tools/analysis/benchmark.py (``make bench``, docs/benchmark.md) at a tiny
 size on CPU: the JSON and markdown it writes, and the errors for bad input.
 It checks the tool, not speed: no timing is asserted."""
-import importlib.util
 import json
 import math
-import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
 import torch
+from utils import REPO, env, load_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOL = osp.join(ROOT, 'tools', 'analysis', 'benchmark.py')
-ENV = dict(os.environ, OMP_NUM_THREADS='1',
-           PYTHONPATH=os.pathsep.join(
-               [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(
-                   os.pathsep) if p]))
+TOOL = osp.join(REPO, 'tools', 'analysis', 'benchmark.py')
+ENV = env()
 
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location('mmsb_tools_benchmark',
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis/benchmark')
 
 
 @pytest.mark.slow
@@ -37,7 +28,7 @@ def test_tiny_run_writes_json_and_markdown(tmp_path):
          '--batch-sizes', '1', '2', '--resolution', '64', '64',
          '--det-resolution', '64', '64', '--repeats', '1', '--warmup', '0',
          '--profile', '1', '--json', out, '--md', md],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     r = json.loads(out.read_text())
     assert set(r) == {'machine', 'settings', 'models', 'runs', 'ratios',

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 import torch
-from demo_utils import (CONFIGS, HERE, METRIC_KEYS, REPO, TINY, explain,
-                        free_port, load_ckpt, overrides, run, tool)
+from utils import (CONFIGS, HERE, METRIC_KEYS, REPO, TINY, explain,
+                   free_port, load_ckpt, overrides, run, tool)
 
 pytestmark = pytest.mark.slow
 
