@@ -23,7 +23,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 COPY = ('mmsb', 'tests', 'tools', 'configs', 'pytest.ini', 'setup.py')
 # The reference test first: with -x a mutant it kills costs seconds.
 TESTS = ('tests/test_models/test_backbones/test_sb_reference.py',
-         'tests/test_models', 'tests/test_converters.py')
+         'tests/test_models', 'tests/test_converters.py',
+         'tests/test_tools/test_model_converters.py')
 
 SB = 'mmsb/models/layers/spatial_bias.py'
 BLOCK = 'mmsb/models/backbones/sb_resnet.py'

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from utils import REPO
+from utils import REPO, load_tool
 
 TASKS = ('pathfinder', 'control', 'fashion', 'det', 'seg')
 
@@ -115,10 +115,33 @@ def test_quick_mode_stores_runs_and_renders_from_them(tmp_path):
     ('better', 'better', 'not established', 5, 'too few to say'),
 ])
 def test_ablation_reading(effect, vs_plain, vs_sb, n, words):
-    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-    try:
-        from evidence import reading
-    finally:
-        sys.path.pop(0)
-    out = reading(effect, vs_plain, vs_sb, n)
+    out = load_tool('analysis/evidence').reading(effect, vs_plain, vs_sb, n)
     assert out == words or out.endswith(': ' + words)
+
+
+def diff(mean, lo, hi, n, verdict='not established'):
+    return dict(mean=mean, lo=lo, hi=hi, n=n, verdict=verdict)
+
+
+@pytest.mark.parametrize('one,four,words', [
+    # enough seeds for verdicts: the verdicts decide
+    (diff(-12, -17, -8, 8, 'worse'), diff(-10, -14, -6, 8, 'worse'),
+     'SB worse at 1x and at 4x: the difference stays'),
+    (diff(-12, -17, -8, 8, 'worse'), diff(-1, -3, 2, 8),
+     'SB worse at 1x, not established at 4x: the difference fades'),
+    (diff(0, -1, 1, 6), diff(3, 1, 5, 6, 'better'),
+     'not established at 1x, SB better at 4x'),
+    (diff(0, -1, 1, 6), diff(0, -1, 1, 6), 'not established at either'),
+    # 3 seeds: no verdict is possible, the t intervals are read instead,
+    # and a 1x verdict of more seeds must not count
+    (diff(-12, -20, -4, 3), diff(-11, -18, -4, 3),
+     '3 seeds allow no rank-test verdict; by the 95% t intervals alone, the '
+     'gap stays at 4x'),
+    (diff(-12, -20, -4, 3), diff(-2, -9, 5, 3), 'shrinks to less than half'),
+    (diff(-12, -20, -4, 3), diff(-8, -15, 1, 3), 'too few seeds to tell'),
+    (diff(-12, -20, -4, 3), diff(6, 2, 10, 3), 'reverses at 4x'),
+    (diff(1, -5, 7, 3), diff(5, 1, 9, 3), 'a gap shows only at 4x'),
+])
+def test_schedule_reading(one, four, words):
+    out = load_tool('analysis/evidence').schedule_reading(one, four)
+    assert out.startswith(words) or words in out
