@@ -145,3 +145,14 @@ def diff(mean, lo, hi, n, verdict='not established'):
 def test_schedule_reading(one, four, words):
     out = load_tool('analysis/evidence').schedule_reading(one, four)
     assert out.startswith(words) or words in out
+
+
+def test_each_task_names_its_data_set():
+    """A task's demo_data is a data set mmsb.data.demo generates, or
+    Fashion-MNIST's files; its configs exist."""
+    from mmsb.data.demo import TASKS as GENERATED
+    evidence = load_tool('analysis/evidence')
+    for name, task in evidence.TASKS.items():
+        assert task['demo_data'] in GENERATED + ('fashion', ), name
+        for model in ('plain', 'sb'):
+            assert osp.isfile(evidence.config_path(name, model)), (name, model)
