@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PY_OLDEST := $(VENV_OLDEST)/bin/python
 PYTEST_ARGS ?=
 # What the oldest row runs (docs/install.md "Tested versions"): the whole suite, as the newest
-# row (about 7 minutes on 2 cores); e.g. OLDEST_TESTS="tests/test_models" for a part.
+# row (about 9 minutes on 2 cores); e.g. OLDEST_TESTS="tests/test_models" for a part.
 OLDEST_TESTS ?= tests
 
 .PHONY: setup setup-oldest demo test test-oldest bench evidence evidence-report data-fashion \
