@@ -6,7 +6,7 @@
 # pilots of this plain model and of the shortcut probes only, before any SB
 # run (docs/evidence.md, "Recipe").
 _base_ = [
-    'mmpretrain::_base_/models/resnet18_cifar.py',
+    './_base_/models/resnet20_cifar.py',
     './_base_/datasets/pathfinder_32.py',
     './_base_/schedules/schedule_2400it.py',
     'mmpretrain::_base_/default_runtime.py',
@@ -14,14 +14,7 @@ _base_ = [
 custom_imports = dict(
     imports=['mmsb', 'mmsb.data'], allow_failed_imports=False)
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SBResNetCIFAR',
-        depth=20,
-        sb_stages=(False, False, False),
-        init_cfg=None),
-    head=dict(num_classes=2, in_channels=256))
+model = dict(head=dict(num_classes=2))
 
 default_hooks = dict(
     logger=dict(interval=50),

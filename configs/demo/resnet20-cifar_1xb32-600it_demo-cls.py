@@ -3,7 +3,7 @@
 # 32x32, 3 classes), with spatial bias switched off. Its SB twin,
 # sb-resnet20-cifar_1xb32-600it_demo-cls.py, changes only that.
 _base_ = [
-    'mmpretrain::_base_/models/resnet18_cifar.py',
+    './_base_/models/resnet20_cifar.py',
     './_base_/datasets/demo_cls.py',
     './_base_/schedules/schedule_600it.py',
     'mmpretrain::_base_/default_runtime.py',
@@ -11,14 +11,7 @@ _base_ = [
 custom_imports = dict(
     imports=['mmsb', 'mmsb.data'], allow_failed_imports=False)
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SBResNetCIFAR',
-        depth=20,  # 9n+2 with n=2: stage outputs 64, 128, 256
-        sb_stages=(False, False, False),
-        init_cfg=None),
-    head=dict(num_classes=3, in_channels=256))
+model = dict(head=dict(num_classes=3))
 
 default_hooks = dict(
     logger=dict(interval=20),
