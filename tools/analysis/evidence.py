@@ -618,6 +618,20 @@ def schedule_reading(one, four):
     return words + 'too few seeds to tell'
 
 
+def learnt(recs, chance, num_val):
+    """Which runs of a balanced two-class task learnt it: scored more than 3
+    binomial standard errors of a chance-level classifier on ``num_val``
+    validation images above chance. ``others_within``: every other run lies
+    within that band of chance (its score is sampling noise)."""
+    se = 100 * (0.25 / num_val)**0.5
+    line = chance + 3 * se
+    return dict(se=se, line=line, n=len(recs),
+                seeds=[(r['seed'], r['metric']) for r in recs
+                       if r['metric'] > line],
+                others_within=all(abs(r['metric'] - chance) <= 3 * se
+                                  for r in recs if r['metric'] <= line))
+
+
 def task_summary(task, by_variant, probes):
     """Everything the template shows of one task."""
     spec = TASKS[task]
@@ -658,19 +672,20 @@ def task_summary(task, by_variant, probes):
                 one['stats']['diff'], four['stats']['diff'])
     if out['main'] and spec['chance'] == 50.0 and \
             out['main']['data'].get('num_val'):
-        # a balanced two-class task: which seeds learnt it, i.e. scored
-        # more than 3 binomial standard errors of a chance-level classifier
-        # on the validation set above chance
-        se = 100 * (0.25 / out['main']['data']['num_val'])**0.5
-        out['learnt'] = dict(se=se, line=spec['chance'] + 3 * se, **{
-            name: [(r['seed'], r['metric']) for r in recs
-                   if r['metric'] > spec['chance'] + 3 * se]
-            for name, recs in zip(('base', 'method'),
-                                  zip(*out['main']['pairs']))})
-        out['learnt']['others_within'] = all(
-            abs(r['metric'] - spec['chance']) <= 3 * se
-            for pair in out['main']['pairs'] for r in pair
-            if r['metric'] <= out['learnt']['line'])
+        # a balanced two-class task: which seeds learnt it
+        num_val = out['main']['data']['num_val']
+        base, method = zip(*out['main']['pairs'])
+        both = learnt(base + method, spec['chance'], num_val)
+        out['learnt'] = dict(
+            se=both['se'], line=both['line'],
+            base=learnt(base, spec['chance'], num_val)['seeds'],
+            method=learnt(method, spec['chance'], num_val)['seeds'],
+            others_within=both['others_within'])
+        # and of every variant, on all the seeds it ran
+        out['learnt']['by_variant'] = [
+            dict(variant=v, title=VARIANTS[v]['title'],
+                 **learnt(by_variant[v], spec['chance'], num_val))
+            for v in VARIANTS if v in by_variant]
     out['probes'] = probes.get(task)
     if out['probes']:
         out['probe_max_gap'] = max(

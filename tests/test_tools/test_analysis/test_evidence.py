@@ -1,6 +1,7 @@
 """tools/analysis/evidence.py: --quick runs every task through the real
 tools, stores each run and renders the report from the stored runs; an
-ablation's verdicts against SB and plain, in words. (The Pathfinder data:
+ablation's verdicts against SB and plain, in words; which runs of a
+two-class task learnt it. (The Pathfinder data:
 tests/test_data/test_pathfinder.py.)"""
 import json
 import os
@@ -156,3 +157,49 @@ def test_each_task_names_its_data_set():
         assert task['demo_data'] in GENERATED + ('fashion', ), name
         for model in ('plain', 'sb'):
             assert osp.isfile(evidence.config_path(name, model)), (name, model)
+
+
+def test_learnt_counts_runs_above_three_standard_errors():
+    """On 2000 validation images a chance-level classifier scores 50 ± 1.118
+    (one binomial standard error): a run learnt the task above 53.354."""
+    learnt = load_tool('analysis/evidence').learnt
+    recs = [dict(seed=s, metric=m) for s, m in
+            enumerate((50.9, 53.3, 53.4, 64.15, 47.0))]
+    out = learnt(recs, 50.0, 2000)
+    assert out['se'] == pytest.approx(1.1180, abs=1e-4)
+    assert out['line'] == pytest.approx(53.354, abs=1e-3)
+    assert out['n'] == 5 and out['seeds'] == [(2, 53.4), (3, 64.15)]
+    assert out['others_within']
+    out = learnt(recs + [dict(seed=5, metric=46.6)], 50.0, 2000)
+    assert not out['others_within']
+
+
+def test_report_counts_learnt_runs_of_each_pathfinder_variant(tmp_path):
+    """The stored Pathfinder runs of plain and SB, and two made-up ablation
+    variants beside them: the report lists, per variant, how many of its
+    runs learnt the task and which."""
+    src = osp.join(REPO, 'docs', 'evidence', 'runs', 'pathfinder')
+    runs = tmp_path / 'runs' / 'pathfinder'
+    runs.mkdir(parents=True)
+    for name in os.listdir(src):
+        if name.startswith(('plain-seed', 'sb-seed')):
+            (runs / name).write_text(open(osp.join(src, name)).read())
+    for variant, metrics in (('sb-global', (58.0, 50.1)),
+                             ('sb-add', (50.2, 49.0))):
+        for seed, metric in enumerate(metrics):
+            rec = json.loads((runs / f'sb-seed{seed}.json').read_text())
+            rec.update(variant=variant, metric=metric)
+            (runs / f'{variant}-seed{seed}.json').write_text(json.dumps(rec))
+    out = tmp_path / 'report.md'
+    res = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'analysis', 'evidence.py'),
+         '--report-only', '--runs-dir', str(tmp_path / 'runs'), '--out',
+         str(out)], env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = out.read_text()
+    section = text[text.index('which runs learnt the task'):]
+    assert '\n- P = 1: a global summary, no layout: 1 of 2 (seed 0: 58.00)\n' \
+        in section
+    assert '\n- add instead of concat: 0 of 2\n' in section
+    assert re.search(r'^- plain: \d of 8$', section, re.M)
