@@ -674,13 +674,12 @@ def task_summary(task, by_variant, probes):
             out['main']['data'].get('num_val'):
         # a balanced two-class task: which seeds learnt it
         num_val = out['main']['data']['num_val']
-        base, method = zip(*out['main']['pairs'])
-        both = learnt(base + method, spec['chance'], num_val)
+        base, method = (learnt(recs, spec['chance'], num_val)
+                        for recs in zip(*out['main']['pairs']))
         out['learnt'] = dict(
-            se=both['se'], line=both['line'],
-            base=learnt(base, spec['chance'], num_val)['seeds'],
-            method=learnt(method, spec['chance'], num_val)['seeds'],
-            others_within=both['others_within'])
+            se=base['se'], line=base['line'], base=base['seeds'],
+            method=method['seeds'],
+            others_within=base['others_within'] and method['others_within'])
         # and of every variant, on all the seeds it ran
         out['learnt']['by_variant'] = [
             dict(variant=v, title=VARIANTS[v]['title'],
