@@ -235,6 +235,20 @@ def setup_distributed(cfg):
               f'runs on the CPU (MMSBDistributedDataParallel)', flush=True)
 
 
+def finish_distributed():
+    """Destroy the default process group after a run, if there is one.
+
+    Without it the interpreter's exit can race gloo's worker threads: a run
+    that trained and saved its checkpoint then dies with SIGABRT ("terminate
+    called without an active exception") and torchrun reports it failed
+    (pytorch/pytorch#190489). Since torch 2.4 NCCL also warns when a group
+    is left to its destructor.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def build_runner(cfg, model, model_cfg):
     """The Runner of ``cfg`` (or its ``runner_type``), given the model that
     :func:`preflight` built from ``model_cfg``."""

@@ -10,8 +10,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import (PreflightError, build_runner,  # noqa: E402
-                     config_with_work_dir, fail, make_parser, parse,
-                     preflight, setup_distributed)
+                     config_with_work_dir, fail, finish_distributed,
+                     make_parser, parse, preflight, setup_distributed)
 
 
 def parse_args(argv=None):
@@ -62,6 +62,7 @@ def main(argv=None):
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
     runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

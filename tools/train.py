@@ -16,8 +16,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import (PreflightError, build_runner,  # noqa: E402
-                     config_with_work_dir, fail, make_parser, parse,
-                     preflight, setup_distributed)
+                     config_with_work_dir, fail, finish_distributed,
+                     make_parser, parse, preflight, setup_distributed)
 
 
 def parse_args(argv=None):
@@ -64,6 +64,7 @@ def main(argv=None):
     except PreflightError as e:
         fail(e)
     build_runner(cfg, model, model_cfg).train()
+    finish_distributed()
 
 
 if __name__ == '__main__':
