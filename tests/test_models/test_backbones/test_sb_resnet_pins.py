@@ -148,7 +148,11 @@ def test_weights_init_and_forward_are_pinned(name):
     size = (32, 32) if 'cifar' in name else (48, 80)
     got = forward(model, size)
     for row, want in zip(got, OUTPUTS[name]):
-        assert row == pytest.approx(want, rel=1e-5, abs=1e-5)
+        # Elements get an absolute tolerance at the output's own scale (its
+        # L2 norm, want[1] ** .5): AVX2 and AVX-512 conv kernels sum in
+        # different orders (seen: 1.9e-3 on an element of 74.6 on AVX2).
+        assert row == pytest.approx(want, rel=1e-5,
+                                    abs=max(1e-5, 1e-7 * want[1]**.5))
 
 
 def plain_into_sb(norm_cfg=dict(type='BN'), **sb_kwargs):
