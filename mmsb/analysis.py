@@ -50,7 +50,7 @@ def _make_positive(model: nn.Module):
 
 
 def receptive_field(model: nn.Module, input_size: int = 129,
-                    in_channels: int = 3) -> List[int]:
+                    in_channels: int = 3, units: int = 1) -> List[int]:
     """Receptive field, in input pixels, of the centre unit of each output
     of ``model`` (a backbone returning a tensor or a tuple of tensors).
 
@@ -61,6 +61,16 @@ def receptive_field(model: nn.Module, input_size: int = 129,
     receptive fields are smaller. A value equal to ``input_size`` means the
     unit sees the whole input (e.g. after a spatial-bias block): make
     ``input_size`` larger than any local receptive field of interest.
+
+    With ``units > 1`` the fields of a ``units`` x ``units`` square of
+    units starting at the centre are measured, and the result is the side
+    of the smallest square centred on its unit that holds the field of
+    every one of them: ``2 * reach + 1``, ``reach`` the farthest any of them
+    sees in any direction. Where strides and upsampling make the field
+    depend on the position (a stride-4 map resized to the input), this is
+    the bound "a unit sees nothing farther than (R - 1) / 2 pixels away"
+    needs; ``units`` at least the largest stride covers every phase. It
+    needs outputs at the input's size (a segmentor's logits).
 
     Example:
         >>> from torch import nn
@@ -78,14 +88,33 @@ def receptive_field(model: nn.Module, input_size: int = 129,
         sizes = []
         for out in outs:
             h, w = out.shape[-2:]
-            unit = out[0, :, h // 2, w // 2].sum()
-            grad, = torch.autograd.grad(unit, x, retain_graph=True)
-            seen = grad[0].abs().sum(0) > 0
-            rows = seen.any(1).nonzero()
-            cols = seen.any(0).nonzero()
-            sizes.append(int(max(rows.max() - rows.min(),
-                                 cols.max() - cols.min())) + 1)
+            if units == 1:
+                rows, cols = _seen(out, x, h // 2, w // 2)
+                sizes.append(int(max(rows.max() - rows.min(),
+                                     cols.max() - cols.min())) + 1)
+                continue
+            if (h, w) != (input_size, input_size):
+                raise ValueError(
+                    f'receptive_field: units={units} needs outputs at the '
+                    f'input\'s size (a dense head), where unit (i, j) sits '
+                    f'on pixel (i, j); got {h}x{w} for {input_size}x'
+                    f'{input_size}')
+            reach = 0
+            for i in range(h // 2, min(h, h // 2 + units)):
+                for j in range(w // 2, min(w, w // 2 + units)):
+                    rows, cols = _seen(out, x, i, j)
+                    reach = max(reach, i - int(rows.min()),
+                                int(rows.max()) - i, j - int(cols.min()),
+                                int(cols.max()) - j)
+            sizes.append(2 * reach + 1)
     return sizes
+
+
+def _seen(out, x, i, j):
+    """Rows and columns of the input pixels unit (i, j) of ``out`` sees."""
+    grad, = torch.autograd.grad(out[0, :, i, j].sum(), x, retain_graph=True)
+    seen = grad[0].abs().sum(0) > 0
+    return seen.any(1).nonzero(), seen.any(0).nonzero()
 
 
 def _spread(values) -> dict:

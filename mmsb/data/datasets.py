@@ -13,6 +13,7 @@ which does not exist yet is fine.
 """
 from importlib.util import find_spec
 
+from .context import CONTEXT_CLASSES, CONTEXT_PALETTE
 from .demo import (CLASSES, PALETTE, SEG_CLASSES, SEG_PALETTE,
                    generate_if_missing)
 
@@ -84,6 +85,29 @@ if find_spec('mmseg') is not None:
                 reduce_zero_label=reduce_zero_label, **kwargs)
 
     __all__.append('DemoSegDataset')
+
+    @MMSEG_DATASETS.register_module(force=True)
+    class ContextSegDataset(BaseSegDataset):
+        """Context-at-a-distance segmentation (:mod:`mmsb.data.context`) in
+        the ADE20K-like layout, generated on first use. ``demo_cfg`` also
+        takes the renderer's options (``rule``: 'local', 'global' or
+        'spatial'; ``num_objects``, ``radius``, ``key_border``, ...).
+        Label 0 is the background class and is learnt and scored; keys are
+        background."""
+
+        METAINFO = dict(classes=CONTEXT_CLASSES, palette=CONTEXT_PALETTE)
+        generates_on_first_use = True
+
+        def __init__(self, *args, data_root='data/demo/context/',
+                     demo_cfg=None, img_suffix='.png', seg_map_suffix='.png',
+                     reduce_zero_label=False, **kwargs):
+            _generate('context', type(self).__name__, data_root, demo_cfg)
+            super().__init__(
+                *args, data_root=data_root, img_suffix=img_suffix,
+                seg_map_suffix=seg_map_suffix,
+                reduce_zero_label=reduce_zero_label, **kwargs)
+
+    __all__.append('ContextSegDataset')
 
 if find_spec('mmpretrain') is not None:
     from mmpretrain.datasets import CustomDataset

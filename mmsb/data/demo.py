@@ -45,6 +45,7 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from .context import CONTEXT_DEFAULTS, render_context
 from .pathfinder import (PATHFINDER_CLASSES, PATHFINDER_DEFAULTS,
                          render_pathfinder)
 
@@ -59,18 +60,20 @@ SEG_CLASSES = ('background', ) + CLASSES
 PALETTE = [(220, 20, 60), (0, 130, 230), (250, 170, 30)]
 SEG_PALETTE = [(0, 0, 0)] + PALETTE
 
-TASKS = ('det', 'seg', 'cls', 'pathfinder')
+TASKS = ('det', 'seg', 'cls', 'pathfinder', 'context')
 SUBDIRS = {'det': 'coco', 'seg': 'ade', 'cls': 'cls',
-           'pathfinder': 'pathfinder'}
+           'pathfinder': 'pathfinder', 'context': 'context'}
 # Defaults used by ``make demo`` and the demo configs; tests pass tiny ones.
 DEFAULTS: Dict[str, dict] = {
     'det': dict(num_train=1000, num_val=100, img_size=128, seed=0),
     'seg': dict(num_train=640, num_val=60, img_size=96, seed=1),
     'cls': dict(num_train=3000, num_val=300, img_size=32, seed=2),
     'pathfinder': dict(num_train=10000, num_val=2000, img_size=64, seed=3),
+    'context': dict(num_train=2000, num_val=400, img_size=80, seed=4),
 }
 # Renderer options a task takes besides the sizes and the seed, with defaults.
-RENDER_OPTIONS: Dict[str, dict] = {'pathfinder': PATHFINDER_DEFAULTS}
+RENDER_OPTIONS: Dict[str, dict] = {'pathfinder': PATHFINDER_DEFAULTS,
+                                   'context': CONTEXT_DEFAULTS}
 META_FILE = 'demo_meta.json'
 _SPLIT_IDS = {'train': 0, 'val': 1}
 
@@ -284,8 +287,35 @@ def _write_pathfinder(out: str, num_train: int, num_val: int, img_size: int,
             pool.shutdown()
 
 
+def _write_context(out: str, num_train: int, num_val: int, img_size: int,
+                   seed: int, **options):
+    """mmseg layout (:mod:`.context`): ``images/`` and ``annotations/``
+    with ``training``/``validation`` folders of PNGs, and
+    ``meta-<split>.json`` beside them (per image: file, keys, objects). The
+    layout of image ``i`` comes from its own stream, its colours from a
+    second one, so every rule draws the same layouts."""
+    for split, sub, num in (('train', 'training', num_train),
+                            ('val', 'validation', num_val)):
+        img_dir = osp.join(out, 'images', sub)
+        ann_dir = osp.join(out, 'annotations', sub)
+        os.makedirs(img_dir)
+        os.makedirs(ann_dir)
+        meta = []
+        for i in range(num):
+            ids = [seed, _SPLIT_IDS[split], i]
+            img, label_map, info = render_context(
+                np.random.default_rng(ids + [0]), img_size,
+                colour_rng=np.random.default_rng(ids + [1]), **options)
+            name = f'context_{split}_{i:06d}'
+            cv2.imwrite(osp.join(img_dir, name + '.png'), img)
+            cv2.imwrite(osp.join(ann_dir, name + '.png'), label_map)
+            meta.append(dict(file=name, **info))
+        with open(osp.join(out, f'meta-{split}.json'), 'w') as f:
+            json.dump(meta, f)
+
+
 _WRITERS = {'det': _write_det, 'seg': _write_seg, 'cls': _write_cls,
-            'pathfinder': _write_pathfinder}
+            'pathfinder': _write_pathfinder, 'context': _write_context}
 
 
 # ------------------------------------------------- atomic, idempotent use

@@ -87,6 +87,20 @@ TASKS = {
         metric='coco/bbox_mAP', label='bbox mAP', chance=0.0,
         chance_note='random boxes', seeds=3, probes=False,
         quick=dict(num_train=12, num_val=4, img_size=64)),
+    # Context at a distance (mmsb.data.context): dense, through mmseg; the
+    # metric is the object accuracy beyond the plain network's receptive
+    # field; every model of the family (plain, sb, nl, gc) has a config.
+    **{f'ctx-{rule}': dict(
+        title=f'Context: {rule} rule{" (control)" if rule == "local" else ""}',
+        demo_data='context', family='context',
+        **{model: f'evidence/fcn_{prefix}r20-cifar_1xb8-600it_context-'
+                  f'{rule}-112.py'
+           for model, prefix in (('plain', ''), ('sb', 'sb-'), ('nl', 'nl-'),
+                                 ('gc', 'gc-'))},
+        metric='obj/acc_beyond', label='object accuracy beyond the field (%)',
+        chance=50.0, chance_note='a fair coin per object', seeds=6,
+        probes=True, quick=dict(num_train=16, num_val=4, img_size=96))
+       for rule in ('local', 'global', 'spatial')},
     'seg': dict(
         title='Demo segmentation (semantic FPN)', demo_data='seg',
         plain='demo/fpn_r26_1xb8-500it_demo-ade-96x96.py',
@@ -118,17 +132,25 @@ VARIANTS = {
     'plain-4x': dict(model='plain', title='plain, 4x schedule', schedule=4),
     'sb-4x': dict(model='sb', title='SB, 4x schedule', schedule=4,
                   base='plain-4x'),
+    # the blocks spatial bias claims to replace (tasks that have their
+    # configs: the context family)
+    'nl': dict(model='nl', title='non-local (NonLocal2d)'),
+    'gc': dict(model='gc', title='GCNet (ContextBlock)'),
+    'nl-4x': dict(model='nl', title='non-local, 4x schedule', schedule=4,
+                  base='plain-4x'),
+    'gc-4x': dict(model='gc', title='GCNet, 4x schedule', schedule=4,
+                  base='plain-4x'),
 }
 for _v in VARIANTS.values():
     _v.setdefault('options', [])
     _v.setdefault('schedule', 1)
-    _v.setdefault('base', 'plain' if _v['model'] == 'sb' else None)
+    _v.setdefault('base', None if _v['model'] == 'plain' else 'plain')
 ABLATIONS = ['sb', 'sb-pool-only', 'sb-global', 'sb-add', 'sb-kaiming']
 # the fewest pairs at which the exact two-sided Wilcoxon p can be < 0.05
 # (2 / 2**n: 0.0625 at 5, 0.031 at 6)
 MIN_SEEDS = 6
 QUICK_SUBDIR = {'pathfinder': 'pathfinder', 'cls': 'cls', 'det': 'coco',
-                'seg': 'ade', 'fashion': 'fashion-mnist'}
+                'seg': 'ade', 'fashion': 'fashion-mnist', 'context': None}
 
 
 def parse_args(argv=None):
@@ -208,6 +230,13 @@ def parse_args(argv=None):
                     f'({", ".join(done[:4])}{", ..." if len(done) > 4 else ""}'
                     f'); pass --resume to keep them or --force to run them '
                     f'again')
+    for task in args.tasks:
+        missing = [v for v in args.variants
+                   if VARIANTS[v]['model'] not in TASKS[task]]
+        if missing and not args.report_only:
+            p.error(f'task {task} has no config for variant(s) '
+                    f'{", ".join(missing)} (its models: '
+                    f'{", ".join(m for m in ("plain", "sb", "nl", "gc") if m in TASKS[task])})')
     if args.threads is None:
         args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
     return args
@@ -248,8 +277,9 @@ def config_path(task, variant='plain'):
 
 
 def quick_root(args, task):
-    return osp.join(args.work_dir, 'data',
-                    QUICK_SUBDIR[TASKS[task]['demo_data']]) + '/'
+    # the context rules share a generator, not their data
+    sub = QUICK_SUBDIR[TASKS[task]['demo_data']] or task
+    return osp.join(args.work_dir, 'data', sub) + '/'
 
 
 def run_options(args, task, variant='plain'):
@@ -272,6 +302,9 @@ def run_options(args, task, variant='plain'):
             ann = root + 'annotations/instances_val2017.json'
             opts += [f'val_evaluator.ann_file={ann}',
                      f'test_evaluator.ann_file={ann}']
+        if TASKS[task]['demo_data'] == 'context':  # [IoUMetric, objects]
+            opts += [f'{e}_evaluator.1.meta_file={root}meta-val.json'
+                     for e in ('val', 'test')]
     opts += list(args.cfg_options)
     spec = VARIANTS[variant]
     opts += spec['options']
@@ -433,11 +466,13 @@ def collect(run):
     path = osp.join(run.work_dir, stamps[-1], 'vis_data', 'scalars.json')
     key = TASKS[run.task]['metric']
     train, val = [], []
+    last = {}
     with open(path) as f:
         for line in f:
             rec = json.loads(line)
             if key in rec:
                 val.append([rec['step'], rec[key]])
+                last = rec
             elif 'loss' in rec:
                 train.append((rec.get('iter', rec.get('step')), rec['loss'],
                               rec.get('time')))
@@ -445,10 +480,15 @@ def collect(run):
         raise RuntimeError(f'{path}: no {key} was logged')
     times = [t for _, _, t in train[1:] if t is not None] or \
         [t for _, _, t in train if t is not None]
-    return dict(task=run.task, variant=run.variant, seed=run.seed,
-                metric_key=key, metric=val[-1][1], val_curve=val,
-                loss_curve=[[i, round(loss, 5)] for i, loss, _ in train],
-                s_per_iter=statistics.median(times) if times else None)
+    res = dict(task=run.task, variant=run.variant, seed=run.seed,
+               metric_key=key, metric=val[-1][1], val_curve=val,
+               loss_curve=[[i, round(loss, 5)] for i, loss, _ in train],
+               s_per_iter=statistics.median(times) if times else None)
+    if TASKS[run.task].get('family') == 'context':
+        # every metric of the last validation (by distance, IoU)
+        res['metrics'] = {k: v for k, v in last.items()
+                          if k not in ('step', 'time', 'data_time')}
+    return res
 
 
 def provenance(args, run):
@@ -482,21 +522,29 @@ def machine():
 def run_probes(args, task, log):
     """Score the shortcut probes on the task's data; store them beside the
     runs (``probes.json``)."""
-    from shortcut_probes import config_probes
+    from shortcut_probes import (CONTEXT_PROBES, PROBES,
+                                 config_context_probes, config_probes)
     path = osp.join(args.runs_dir, task, 'probes.json')
     if osp.isfile(path) and args.resume:
         log(f'  {task} probes: done before, reused (--resume)')
         return
-    cfg = task_config(args, task, 'sb')
-    res = config_probes(config_path(task, 'sb'),
-                        _parsed(run_options(args, task, 'sb')))
+    context = TASKS[task].get('family') == 'context'
+    model = 'plain' if context else 'sb'
+    cfg = task_config(args, task, model)
+    res = (config_context_probes if context else config_probes)(
+        config_path(task, model), _parsed(run_options(args, task, model)))
     res.update(data=dict(cfg.train_dataloader.dataset.demo_cfg),
-               commit=provenance(args, Run(args, task, 'sb', 0))['commit'])
+               commit=provenance(args, Run(args, task, model, 0))['commit'])
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
         json.dump(res, f, indent=1)
-    log(f'  {task} probes: ' + ', '.join(
-        f'{k} {res[k]:.1f}%' for k in ('markers', 'pooled', 'ink')))
+    if context:
+        log(f'  {task} probes (beyond / within the field): ' + ', '.join(
+            f'{k} {res[k]["beyond"]:.1f} / {res[k]["within"]:.1f}%'
+            for k in CONTEXT_PROBES))
+    else:
+        log(f'  {task} probes: ' + ', '.join(
+            f'{k} {res[k]:.1f}%' for k in PROBES))
 
 
 def _parsed(opts):

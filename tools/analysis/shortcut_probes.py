@@ -1,8 +1,9 @@
 # Copyright (c) mmsb contributors. All rights reserved.
-"""Shortcut probes of the Pathfinder task: can the label be read without
-following a curve?
+"""Shortcut probes: can the label be read without the ability the task is
+meant to test?
 
     python tools/analysis/shortcut_probes.py configs/demo/resnet20-cifar_1xb32-2400it_pathfinder-32.py
+    python tools/analysis/shortcut_probes.py configs/evidence/fcn_r20-cifar_1xb8-600it_context-spatial-112.py
 
 Each probe is a small classifier (an MLP with two hidden layers of 64 units,
 full-batch AdamW, standardised inputs) trained on the training split and
@@ -17,6 +18,22 @@ scored on the validation split, on one cue:
 
 A probe well above chance means the task measures that cue, not path
 following. The evidence tool runs them and puts them beside the models.
+
+On the context tasks (:mod:`mmsb.data.context`, a segmentation config) the
+probes classify objects (a disc's class, 50% chance), read from the
+generator's ``meta-<split>.json``:
+
+- ``object``: the disc's own pixels (its box, resized to 12 x 12);
+- ``window``: what the plain network can see of it: its box widened by the
+  reach ``(field - 1) / 2`` of the config's receptive field on every side
+  (the union of its pixels' fields; zeros outside the image), resized to
+  16 x 16;
+- ``coords``: where it is and where the keys are, without their colours:
+  the disc's centre and radius and both key centres.
+
+Each is scored on all validation objects and on those within and beyond the
+field; beyond it, all three must be near chance on the global and spatial
+rules.
 """
 import argparse
 import json
@@ -29,6 +46,7 @@ from mmengine.config import DictAction
 from torch import nn
 
 PROBES = ('markers', 'pooled', 'ink')
+CONTEXT_PROBES = ('object', 'window', 'coords')
 
 
 def load_split(root, split, pooled_size):
@@ -55,8 +73,10 @@ def load_split(root, split, pooled_size):
     return feats, np.array(labels)
 
 
-def fit_probe(x_train, y_train, x_val, y_val, seed=0, epochs=400):
-    """Validation accuracy (%) of a small MLP trained on one cue."""
+def fit_probe(x_train, y_train, x_val, y_val, seed=0, epochs=400,
+              return_pred=False):
+    """Validation accuracy (%) of a small MLP trained on one cue (or, with
+    ``return_pred``, its predictions)."""
     g = torch.Generator().manual_seed(seed)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
     xt = torch.tensor((x_train - mean) / std, dtype=torch.float32)
@@ -75,6 +95,8 @@ def fit_probe(x_train, y_train, x_val, y_val, seed=0, epochs=400):
         opt.step()
     with torch.no_grad():
         pred = net(xv).argmax(1).numpy()
+    if return_pred:
+        return pred
     return float((pred == y_val).mean() * 100)
 
 
@@ -109,14 +131,96 @@ def config_probes(config, cfg_options=None, seed=0):
                 **run_probes(ds.data_root, pooled, seed=seed))
 
 
+def context_features(root, split, field):
+    """Features of every context probe, labels (0: ``a``, 1: ``b``) and
+    gaps of the objects of one split of a context data set."""
+    meta_file = osp.join(root, f'meta-{split}.json')
+    if not osp.isfile(meta_file):
+        raise FileNotFoundError(f'{meta_file} not found: the probes read '
+                                f'the objects the context generator writes '
+                                f'there (regenerate the data)')
+    with open(meta_file) as f:
+        meta = json.load(f)
+    sub = 'training' if split == 'train' else 'validation'
+    reach = (field - 1) // 2
+    feats = {k: [] for k in CONTEXT_PROBES}
+    labels, gaps = [], []
+    for rec in meta:
+        img = cv2.imread(osp.join(root, 'images', sub, rec['file'] + '.png'))
+        padded = cv2.copyMakeBorder(img, reach, reach, reach, reach,
+                                    cv2.BORDER_CONSTANT, value=0)
+        keys = [c for k in rec['keys'] for c in k['centre']]
+        for obj in rec['objects']:
+            x0, y0, x1, y1 = obj['box']
+            own = img[y0:y1 + 1, x0:x1 + 1].astype(np.float32)
+            feats['object'].append(cv2.resize(
+                own, (12, 12), interpolation=cv2.INTER_AREA).ravel())
+            # box +- reach in padded coordinates: x0 - reach + reach = x0
+            win = padded[y0:y1 + 2 * reach + 1,
+                         x0:x1 + 2 * reach + 1].astype(np.float32)
+            feats['window'].append(cv2.resize(
+                win, (16, 16), interpolation=cv2.INTER_AREA).ravel())
+            feats['coords'].append(obj['centre'] + [obj['radius']] + keys)
+            labels.append(obj['label'] - 1)
+            gaps.append(obj['gap'])
+    return ({k: np.array(v) for k, v in feats.items()}, np.array(labels),
+            np.array(gaps))
+
+
+def run_context_probes(root, field, seed=0, epochs=400):
+    """``{probe: {'all', 'within', 'beyond': validation accuracy (%)}}``
+    for the context data in ``root`` and a receptive field of ``field``
+    pixels, and the number of validation objects within and beyond it."""
+    train, y_train, _ = context_features(root, 'train', field)
+    val, y_val, gaps = context_features(root, 'val', field)
+    beyond = gaps > (field - 1) / 2
+    out = dict(n_within=int((~beyond).sum()), n_beyond=int(beyond.sum()))
+    for name in CONTEXT_PROBES:
+        pred = fit_probe(train[name], y_train, val[name], y_val, seed,
+                         epochs, return_pred=True)
+        right = pred == y_val
+        out[name] = {'all': float(right.mean() * 100),
+                     'within': float(right[~beyond].mean() * 100),
+                     'beyond': float(right[beyond].mean() * 100)}
+    return out
+
+
+def config_context_probes(config, cfg_options=None, seed=0):
+    """Context probes for a context config: its validation data (generated
+    if missing) and the ``field`` of its ``ContextObjectAccuracy``."""
+    from mmengine.config import Config
+
+    from mmsb.data.demo import generate_if_missing
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    ds = cfg.train_dataloader.dataset
+    generate_if_missing('context', ds.data_root,
+                        **(ds.get('demo_cfg') or {}))
+    evaluators = cfg.val_evaluator if isinstance(cfg.val_evaluator, list) \
+        else [cfg.val_evaluator]
+    fields = [e['field'] for e in evaluators
+              if e['type'] == 'ContextObjectAccuracy']
+    if not fields:
+        raise ValueError(f'{config}: no ContextObjectAccuracy in '
+                         f'val_evaluator, so no receptive field to probe')
+    return dict(field=fields[0],
+                **run_context_probes(ds.data_root, fields[0], seed=seed))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('config', help='a Pathfinder config (configs/demo)')
+    p.add_argument('config', help='a Pathfinder config (configs/demo) or a '
+                   'context config (configs/evidence)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, as tools/train.py')
     args = p.parse_args(argv)
-    res = config_probes(args.config, args.cfg_options, seed=args.seed)
+    if 'context' in osp.basename(args.config):
+        res = config_context_probes(args.config, args.cfg_options,
+                                    seed=args.seed)
+    else:
+        res = config_probes(args.config, args.cfg_options, seed=args.seed)
     print(json.dumps(res))
 
 
