@@ -196,6 +196,11 @@ def parse_args(argv=None):
                    help='draw Grad-CAM of the Pathfinder SB model of seed '
                    '--first-seed (needs its checkpoint in --work-dir; also '
                    'with --report-only)')
+    p.add_argument('--costs', action='store_true',
+                   help='measure the context models\' parameters, FLOPs '
+                   'and training step, interleaved, into RUNS_DIR/'
+                   'context-costs.json (on a quiet machine: no runs beside '
+                   'it)')
     p.add_argument('--resume', action='store_true',
                    help='skip the runs whose result file exists')
     p.add_argument('--force', action='store_true',
@@ -533,6 +538,9 @@ def run_probes(args, task, log):
     cfg = task_config(args, task, model)
     res = (config_context_probes if context else config_probes)(
         config_path(task, model), _parsed(run_options(args, task, model)))
+    if context:  # the config's field, measured again from its model
+        from evidence_context import context_field
+        res['field_measured'] = context_field(cfg)
     res.update(data=dict(cfg.train_dataloader.dataset.demo_cfg),
                commit=provenance(args, Run(args, task, model, 0))['commit'])
     os.makedirs(osp.dirname(path), exist_ok=True)
@@ -545,6 +553,34 @@ def run_probes(args, task, log):
     else:
         log(f'  {task} probes: ' + ', '.join(
             f'{k} {res[k]:.1f}%' for k in PROBES))
+
+
+def measure_context_costs(args, log):
+    """``--costs``: the context models of the first context task asked
+    for (the same models on every rule), timed interleaved."""
+    from evidence_context import COSTS_FILE, MODELS, measure_costs
+    task = next((t for t in args.tasks
+                 if TASKS[t].get('family') == 'context'), 'ctx-spatial')
+    log(f'costs of {", ".join(MODELS)} on {task} (interleaved)')
+    cfgs = {m: task_config(args, task, m) for m in MODELS}
+    for cfg in cfgs.values():
+        ds = cfg.train_dataloader.dataset
+        from mmsb.data.demo import generate_if_missing
+        generate_if_missing('context', ds.data_root, **ds.demo_cfg)
+    res = measure_costs(cfgs, rounds=2 if args.quick else 7,
+                        warmup=1 if args.quick else 2)
+    res.update(task=task, configs={m: osp.relpath(config_path(task, m), REPO)
+                                   for m in MODELS},
+               machine=machine(), commit=provenance(
+                   args, Run(args, task, 'plain', 0))['commit'],
+               measured=datetime.datetime.now(
+                   datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))
+    path = osp.join(args.runs_dir, COSTS_FILE)
+    os.makedirs(args.runs_dir, exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(res, f, indent=1)
+    log('  ' + ', '.join(f'{m} {c["s_per_iter"]:.3f} s/iter'
+                         for m, c in res['models'].items()))
 
 
 def _parsed(opts):
@@ -778,12 +814,32 @@ def plot_task(summary, path, comparisons=None):
 
 def write_report(args, argv):
     import jinja2
+    from evidence_context import (cost_rows, load_costs, nl_share,
+                                  plot_curves)
+    from evidence_context import task_summary as context_summary
     runs, probes = load_runs(args.runs_dir)
-    tasks = [task_summary(t, runs[t], probes) for t in TASKS if t in runs]
+    family = {t: TASKS[t].get('family') for t in runs if t in TASKS}
+    tasks = [task_summary(t, runs[t], probes) for t in TASKS
+             if t in runs and not family[t]]
     tasks = [t for t in tasks if t['main']]
-    if not tasks:
+    titles = {v: spec['title'] for v, spec in VARIANTS.items()}
+    context = [context_summary(t, TASKS[t], runs[t], probes, compare,
+                               titles)
+               for t in TASKS if t in runs and family[t] == 'context']
+    if not tasks and not context:
         return False
     os.makedirs(args.fig_dir, exist_ok=True)
+    for t in context:
+        t['figure'] = f'{osp.basename(args.fig_dir)}/{t["name"]}.png'
+        plot_curves(t, osp.join(args.fig_dir, f'{t["name"]}.png'))
+    costs = load_costs(args.runs_dir)
+    crows = cost_rows(costs, context)
+    context = dict(
+        tasks={t['rule']: t for t in context}, task_list=context,
+        costs=costs, cost_rows=crows,
+        shares={(who, t['rule']): nl_share(crows, t['rule'], who)
+                for who in ('sb', 'gc') for t in context}) \
+        if context else None
     for t in tasks:
         t['figure'] = f'{osp.basename(args.fig_dir)}/{t["name"]}.png'
         plot_task(t, osp.join(args.fig_dir, f'{t["name"]}.png'))
@@ -838,6 +894,7 @@ def write_report(args, argv):
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     text = env.get_template(osp.basename(TEMPLATE)).render(
         tasks={t['name']: t for t in tasks}, task_list=tasks,
+        context=context,
         pilots=pilots, recipe_pilots=recipe_pilots,
         quick=args.quick, command=shlex.join(
             ['tools/analysis/evidence.py'] + argv),
@@ -903,6 +960,8 @@ def main(argv=None):
     def log(msg):
         print(f'[evidence {time.time() - started:6.0f}s] {msg}', flush=True)
 
+    if args.costs:
+        measure_context_costs(args, log)
     if not args.report_only:
         for task in args.tasks:
             runs = [r for r in plan(args) if r.task == task]
