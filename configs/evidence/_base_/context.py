@@ -8,10 +8,12 @@
 # the end) with spatial bias switched off, and a 1x1 FCN classifier on its
 # stride-4 map, resized to the image. Nothing in this plain path pools
 # globally, so its receptive field is finite: `field` below, measured from
-# the built model (head and resize included) by
+# the built model (head and resize included) at the image size by
 # mmsb.analysis.receptive_field(..., units=4), the bound over the four phases
-# of the stride-4 map (the centre unit alone gives 25); a test keeps the two
-# equal. A pixel sees nothing farther than (field - 1) / 2 = 16 px away.
+# of the stride-4 map (the field is lopsided: one phase reaches 17 px up and
+# left and 11 px down and right; the centre unit alone gives 25); a test
+# keeps the two equal. A pixel sees nothing farther than (field - 1) / 2 =
+# 17 px away.
 # A config per rule sets data_root and demo_cfg.rule; its SB, non-local and
 # GCNet twins change only the backbone.
 _base_ = [
@@ -23,7 +25,7 @@ custom_imports = dict(
     allow_failed_imports=False)
 
 img_size = 112
-field = 33  # receptive field of the plain network, pixels (see above)
+field = 35  # receptive field of the plain network, pixels (see above)
 norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN needs CUDA
 model = dict(
     pretrained=None,
@@ -48,8 +50,8 @@ model = dict(
 
 dataset_type = 'ContextSegDataset'
 data_root = 'data/demo/context-spatial/'
-# keys at least the field's reach from every side: no key is near a border,
-# so no feature at a key can tell from the zero padding where the key is
+# keys 20 px from every side, more than the field's reach of 17 px plus half
+# a key: no feature at a key can tell from the zero padding where it is
 demo_cfg = dict(num_train=2000, num_val=400, img_size=img_size, seed=4,
                 rule='spatial', key_border=20)
 # Flips keep every rule's labels (the nearer key stays the nearer one).
