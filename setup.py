@@ -4,6 +4,7 @@
 ``mim train mmdet|mmseg|mmpretrain`` and ``mim search mmsb`` find them."""
 import os
 import os.path as osp
+import re
 import shutil
 import sys
 
@@ -35,6 +36,14 @@ def parse_requirements(fname):
     return reqs
 
 
+def supported(name):
+    """The line of requirements/supported.txt that names ``name``."""
+    for req in parse_requirements('supported.txt'):
+        if re.split(r'[<>=!~ ;\[]', req, 1)[0] == name:
+            return req
+    raise KeyError(f'requirements/supported.txt has no line for {name}')
+
+
 def add_mim_extension():
     """Copy (wheel/sdist) or symlink (editable install) configs, tools and
     model-index.yml into mmsb/.mim, the layout OpenMMLab's mim reads."""
@@ -45,7 +54,8 @@ def add_mim_extension():
         mode = 'copy'
     else:
         return
-    filenames = ['tools', 'configs', 'model-index.yml']
+    # requirements/: supported.txt, which `python -m mmsb.check` reads
+    filenames = ['tools', 'configs', 'model-index.yml', 'requirements']
     mim_path = osp.join(HERE, 'mmsb', '.mim')
     os.makedirs(mim_path, exist_ok=True)
     for filename in filenames:
@@ -67,9 +77,10 @@ def add_mim_extension():
 
 if __name__ == '__main__':
     add_mim_extension()
-    det = parse_requirements('det.txt')
-    seg = parse_requirements('seg.txt')
-    cls = parse_requirements('cls.txt')
+    # pip installs no part of the stack unless an extra asks for it
+    det = [supported('mmdet')] + parse_requirements('det.txt')
+    seg = [supported('mmsegmentation')] + parse_requirements('seg.txt')
+    cls = [supported('mmpretrain')]
     # grad-cam's own needs (it also asks for opencv-python-headless).
     cam = parse_requirements('cam.txt') + ['ttach', 'scikit-learn']
     setup(

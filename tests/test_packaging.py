@@ -64,15 +64,20 @@ def test_extras_per_downstream():
                  '__file__': osp.join(ROOT, 'setup.py')}
         with open(osp.join(ROOT, 'setup.py')) as f:
             exec(compile(f.read(), 'setup.py', 'exec'), scope)
-        det = scope['parse_requirements']('det.txt')
-        seg = scope['parse_requirements']('seg.txt')
-        cls = scope['parse_requirements']('cls.txt')
+        supported = scope['supported']
+        runtime = scope['parse_requirements']('runtime.txt')
     finally:
         sys.path.remove(ROOT)
-    assert any(r.startswith('mmdet') for r in det)
-    assert any(r.startswith('mmsegmentation') for r in seg)
-    assert 'ftfy' in seg and 'regex' in seg
-    assert any(r.startswith('mmpretrain') for r in cls)
+    # the extras take their ranges from requirements/supported.txt
+    assert supported('mmdet') == 'mmdet>=3.3.0,<3.4.0'
+    assert supported('mmsegmentation') == 'mmsegmentation>=1.2.0,<1.3.0'
+    assert supported('mmpretrain') == 'mmpretrain>=1.2.0,<1.3.0'
+    with pytest.raises(KeyError, match='no line for timm'):
+        supported('timm')
+    # and a plain install asks for nothing of the stack
+    stack = ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmsegmentation',
+             'mmpretrain')
+    assert not [r for r in runtime if r.startswith(stack)]
 
 
 def _site_with_this_checkout(tmp_path):

@@ -8,7 +8,8 @@ and segmentor trained by tools/train.py, their checkpoints scored by
 tools/test.py, each metric next to its chance level. Each run writes to a new
 ``work_dirs/demo/<timestamp>/``; the console shows stage headers, the
 Runner's training and evaluation lines and the summary, the work dirs keep
-the full logs.
+the full logs; ``work_dirs/demo/latest`` links to the newest run
+(docs/inference.md names its checkpoints through it).
 
     python tools/run_demo.py [--skip-seg] [--threads N] [--work-dir DIR]
 """
@@ -109,6 +110,19 @@ def unique_run_dir(parent):
         path = osp.join(parent, f'{stamp}_{n}')
     os.makedirs(path)
     return path
+
+
+def link_latest(parent, run_dir):
+    """Point ``parent/latest`` at ``run_dir`` (a relative symlink), so that
+    docs and scripts can name the newest run's files. An existing symlink
+    is replaced; anything else named ``latest`` is left alone (None)."""
+    link = osp.join(parent, 'latest')
+    if osp.lexists(link) and not osp.islink(link):
+        return None
+    tmp = f'{link}.{os.getpid()}'
+    os.symlink(osp.relpath(run_dir, parent), tmp)
+    os.replace(tmp, link)  # atomic: never a moment without a link
+    return link
 
 
 def child_env(requested):
@@ -281,7 +295,14 @@ def main(argv=None):
     if picture:
         print(f'\npredictions (left ground truth, right prediction): '
               f'{picture}')
-    ckpts = [osp.relpath(r['ckpt'], ROOT) for r in runs]
+    latest = link_latest(args.work_dir, run_dir)
+    if latest:
+        ckpts = [osp.join(latest, osp.relpath(r['ckpt'], run_dir))
+                 for r in runs]
+    else:
+        print(f'note: {osp.join(args.work_dir, "latest")} exists and is not '
+              f'a link; left as it is')
+        ckpts = [osp.relpath(r['ckpt'], ROOT) for r in runs]
     print(f'checkpoints: {", ".join(ckpts)}')
     print(f'evaluate again: python tools/test.py {DET_CONFIG} {ckpts[0]}')
     with open(osp.join(run_dir, 'summary.txt'), 'w') as f:

@@ -110,3 +110,37 @@ def test_tile_and_summary(demo, tmp_path):
     assert 'detection  bbox mAP  0.500   0.000   random boxes  190s' in \
         table
     assert table.endswith('total wall time: 330s (5.5 min)')
+
+
+def test_latest_links_the_newest_run_and_spares_a_real_folder(demo,
+                                                              tmp_path):
+    first = demo.unique_run_dir(str(tmp_path))
+    second = demo.unique_run_dir(str(tmp_path))
+    link = demo.link_latest(str(tmp_path), first)
+    assert osp.realpath(link) == osp.realpath(first)
+    assert os.readlink(link) == osp.basename(first)  # relative
+    demo.link_latest(str(tmp_path), second)
+    assert osp.realpath(link) == osp.realpath(second)
+    other = tmp_path / 'elsewhere'
+    (other / 'latest').mkdir(parents=True)
+    (other / 'latest' / 'mine.txt').write_text('keep')
+    assert demo.link_latest(str(other), str(other / 'run')) is None
+    assert (other / 'latest' / 'mine.txt').read_text() == 'keep'
+
+
+def test_inference_doc_names_the_checkpoints_make_demo_writes(demo):
+    """docs/inference.md's det and seg weights are the last checkpoints
+    `make demo` saves, under work_dirs/demo/latest/<task>/."""
+    import re
+
+    from mmengine.config import Config
+    with open(osp.join(REPO, 'docs', 'inference.md')) as f:
+        text = f.read()
+    for task, config in (('det', demo.DET_CONFIG), ('seg', demo.SEG_CONFIG)):
+        cfg = Config.fromfile(osp.join(REPO, config))
+        last = cfg.train_cfg.max_iters
+        assert last % cfg.default_hooks.checkpoint.interval == 0
+        path = f'work_dirs/demo/latest/{task}/iter_{last}.pth'
+        assert re.search(rf"model='{re.escape(config)}',\n\s+weights="
+                         rf"'{re.escape(path)}'", text), (task, path)
+    assert demo.parse_args([]).work_dir == 'work_dirs/demo'
