@@ -85,6 +85,9 @@ def config_with_work_dir(args):
 
 
 # ------------------------------------------------------------- preflight
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
 def _datasets(cfg):
     """(config key, dataset cfg) of every dataset the config names."""
     for split in ('train', 'val', 'test'):
@@ -105,9 +108,9 @@ def _is_remote(path):
     return isinstance(path, str) and '://' in path
 
 
-def _generates_on_first_use(ds, cfg):
-    """True for dataset types that write their own files when built (the
-    datasets of mmsb.data set ``generates_on_first_use``)."""
+def _dataset_class(ds, cfg):
+    """The class of a dataset cfg, looked up in the config's scope (None if
+    unknown: an unknown type fails later, when the Runner builds it)."""
     cls = ds.get('type')
     if isinstance(cls, str):
         from mmengine.registry import DATASETS
@@ -115,15 +118,83 @@ def _generates_on_first_use(ds, cfg):
             with DATASETS.switch_scope_and_registry(
                     cfg.get('default_scope')) as registry:
                 cls = registry.get(cls)
-        except Exception:  # an unknown type fails later, when built
+        except Exception:
             cls = None
-    return bool(getattr(cls, 'generates_on_first_use', False))
+    return cls if isinstance(cls, type) else None
+
+
+def _makes_its_own_files(ds, cfg):
+    """True for a dataset that writes its own files when built: the
+    datasets of mmsb.data (``generates_on_first_use``) and those that
+    download themselves, i.e. whose ``download`` is true in the config or,
+    if the config leaves it out, by default in the class's ``__init__``
+    (mmpretrain's CIFAR10/100, MNIST, FashionMNIST ...)."""
+    cls = _dataset_class(ds, cfg)
+    if getattr(cls, 'generates_on_first_use', False):
+        return True
+    if 'download' in ds:
+        return bool(ds['download'])
+    if cls is None:
+        return False
+    import inspect
+    try:
+        param = inspect.signature(cls.__init__).parameters.get('download')
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.default is True
+
+
+def _where_data_is_explained(cfg_path):
+    """For a config of this repository's configs/<algo>/ whose README has a
+    "Data" section, the pointer to it that ends a missing-data error; else
+    ''."""
+    configs = osp.join(osp.realpath(_REPO), 'configs')
+    path = osp.realpath(cfg_path)
+    if osp.commonpath([configs, path]) != configs:
+        return ''
+    parts = osp.relpath(path, configs).split(os.sep)
+    readme = osp.join(configs, parts[0], 'README.md')
+    if len(parts) < 2 or not osp.isfile(readme):
+        return ''
+    with open(readme, encoding='utf-8') as f:
+        if not any(line.rstrip() == '## Data' for line in f):
+            return ''
+    return (f' (where the data goes, and how to point the config elsewhere: '
+            f'configs/{parts[0]}/README.md, section "Data")')
+
+
+def _missing(cfg_path, key, path):
+    return PreflightError(
+        f'{cfg_path}: {key} does not exist: {path}'
+        f'{_where_data_is_explained(cfg_path)}')
+
+
+def _evaluator_files(cfg):
+    """(config key, path) of the local ``ann_file`` of each evaluator whose
+    dataloader's datasets all read existing files (an evaluator may read
+    what a self-making dataset is about to write)."""
+    for split in ('val', 'test'):
+        evaluator = cfg.get(f'{split}_evaluator')
+        if isinstance(evaluator, dict):
+            metrics = [(f'{split}_evaluator', evaluator)]
+        elif isinstance(evaluator, (list, tuple)):
+            metrics = [(f'{split}_evaluator[{i}]', m)
+                       for i, m in enumerate(evaluator)]
+        else:
+            continue
+        if any(_makes_its_own_files(ds, cfg) for key, ds in _datasets(cfg)
+               if key.startswith(f'{split}_dataloader.')):
+            continue
+        for key, metric in metrics:
+            ann = metric.get('ann_file') if isinstance(metric, dict) else None
+            if isinstance(ann, str) and ann and not _is_remote(ann):
+                yield f'{key}.ann_file', ann
 
 
 def check_datasets(cfg, cfg_path):
     for key, ds in _datasets(cfg):
-        if ds.get('download', False) or _generates_on_first_use(ds, cfg):
-            continue  # torchvision-style and mmsb.data datasets make theirs
+        if _makes_its_own_files(ds, cfg):
+            continue  # mmsb.data's and downloading datasets make theirs
         root = ds.get('data_root', '') or ''
         if _is_remote(root):
             continue
@@ -139,8 +210,10 @@ def check_datasets(cfg, cfg_path):
                 paths.append((where, osp.join(root, sub), osp.exists))
         for where, path, exists in paths:
             if not _is_remote(path) and not exists(path):
-                raise PreflightError(
-                    f'{cfg_path}: {key}.{where} does not exist: {path}')
+                raise _missing(cfg_path, f'{key}.{where}', path)
+    for key, path in _evaluator_files(cfg):
+        if not osp.exists(path):
+            raise _missing(cfg_path, key, path)
 
 
 def build_model(cfg, cfg_path):

@@ -8,6 +8,8 @@ custom_imports = dict(imports=['mmsb'], allow_failed_imports=False)
 
 # 2 GPUs x 14 images.
 train_dataloader = dict(batch_size=14)
+# lr 2e-4 belongs to 28 images per step; --auto-scale-lr scales from there.
+auto_scale_lr = dict(enable=False, base_batch_size=28)
 
 # AdamW, lr 2e-4, weight decay 1e-4 (mmseg's base uses SGD lr 0.01).
 optim_wrapper = dict(
