@@ -27,9 +27,15 @@ class SIGKILLAfterIter(Hook):
 @HOOKS.register_module(force=True)
 class RecordRankHook(Hook):
     """Each rank writes ``rank<r>.json`` into the work dir after training:
-    its world size, backend, model wrapper and finished iterations."""
+    its world size, backend, model wrapper and finished iterations, and with
+    ``digest=True`` a SHA-256 of its model's parameters."""
+
+    def __init__(self, digest: bool = False):
+        self.digest = digest
 
     def after_train(self, runner):
+        import hashlib
+
         import torch.distributed as dist
         from mmengine.dist import get_rank, get_world_size
         rank = get_rank()
@@ -37,6 +43,14 @@ class RecordRankHook(Hook):
             rank=rank, world_size=get_world_size(),
             backend=dist.get_backend() if dist.is_initialized() else None,
             wrapper=type(runner.model).__name__, iters=runner.iter)
+        if self.digest:
+            h = hashlib.sha256()
+            # parameters: DDP keeps them equal; BN running statistics are
+            # each rank's own after its last forward
+            for name, t in sorted(runner.model.named_parameters()):
+                h.update(name.encode())
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            record['digest'] = h.hexdigest()
         path = os.path.join(runner.work_dir, f'rank{rank}.json')
         with open(path, 'w') as f:
             json.dump(record, f)

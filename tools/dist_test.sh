@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Multi-process evaluation with torchrun: NCCL on GPUs, gloo on CPU-only hosts.
-#   bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [test.py args...]
+#   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS_PER_NODE [test.py args...]
+# NNODES, NODE_RANK, MASTER_ADDR, PORT and PYTHON as in tools/dist_train.sh.
 set -euo pipefail
+if [ $# -lt 3 ]; then
+  echo "usage: [NNODES=N NODE_RANK=R MASTER_ADDR=HOST PORT=P PYTHON=python]" \
+       "bash $0 CONFIG CHECKPOINT GPUS_PER_NODE [test.py args...]" >&2
+  exit 2
+fi
 CONFIG=$1
 CHECKPOINT=$2
 NPROC=$3

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Multi-process training with torchrun: NCCL on GPUs, gloo on CPU-only hosts.
-#   bash tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]
-# NNODES, NODE_RANK, PORT and MASTER_ADDR work as in the OpenMMLab toolboxes.
+#   bash tools/dist_train.sh CONFIG GPUS_PER_NODE [train.py args...]
+# Several nodes, as in the OpenMMLab toolboxes: run it on every node with the
+# same NNODES, MASTER_ADDR (node 0's address) and PORT, and NODE_RANK 0..NNODES-1.
+# PYTHON: the interpreter (default: python on the PATH, e.g. .venv/bin/python).
 set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: [NNODES=N NODE_RANK=R MASTER_ADDR=HOST PORT=P PYTHON=python]" \
+       "bash $0 CONFIG GPUS_PER_NODE [train.py args...]" >&2
+  exit 2
+fi
 CONFIG=$1
 NPROC=$2
 NNODES=${NNODES:-1}

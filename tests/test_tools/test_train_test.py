@@ -172,3 +172,94 @@ def test_dist_train_two_gloo_ranks(tmp_path):
     assert 'Distributed training: True' in text
     assert 'GPU number: 2' in text  # mmengine's name for the world size
     assert (work / 'iter_2.pth').is_file()
+
+
+def test_dist_train_two_nodes_on_localhost(tmp_path):
+    """Two "nodes" of one process each: tools/dist_train.sh twice, with
+    NNODES=2, NODE_RANK 0 and 1, MASTER_ADDR and PORT as a user sets them
+    on a cluster; they train as one gloo job of world size 2 and end with
+    the same weights."""
+    import subprocess
+    cfg = tmp_path / 'dist.py'
+    cfg.write_text(HOOK_CONFIG.format(
+        base=CONFIGS['cls'], hook="dict(type='RecordRankHook', digest=True)"))
+    work = tmp_path / 'work'
+    port = str(free_port())
+    from utils import env as tool_env
+    procs = []
+    for node in (0, 1):
+        procs.append(subprocess.Popen(
+            ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(cfg), '1',
+             '--work-dir', str(work), '--cfg-options',
+             *overrides('cls', tmp_path, max_iters=3)],
+            cwd=str(tmp_path), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+            env=tool_env([HERE], dict(
+                PYTHON=sys.executable, NNODES='2', NODE_RANK=str(node),
+                MASTER_ADDR='127.0.0.1', PORT=port))))
+    outs = [p.communicate(timeout=400)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+    ranks = [json.loads((work / f'rank{r}.json').read_text())
+             for r in (0, 1)]
+    for rank, record in enumerate(ranks):
+        assert record['rank'] == rank and record['world_size'] == 2
+        assert record['backend'] == 'gloo' and record['iters'] == 3
+    assert ranks[0]['digest'] == ranks[1]['digest']
+
+
+def _fake_srun(tmp_path):
+    """An ``srun`` on the PATH that records its arguments instead of
+    starting a job."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    srun = bin_dir / 'srun'
+    srun.write_text('#!/usr/bin/env bash\n'
+                    'printf "%s\\n" "$@" > "$SRUN_RECORD"\n'
+                    'echo "PYTHONPATH=$PYTHONPATH" >> "$SRUN_RECORD"\n')
+    srun.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize('script,fourth,tool_name,extra', [
+    ('slurm_train.sh', 'work_dirs/x', 'train.py', ['--work-dir=work_dirs/x']),
+    ('slurm_test.sh', 'model.pth', 'test.py', ['model.pth']),
+])
+def test_slurm_scripts_run_the_documented_srun(tmp_path, script, fourth,
+                                               tool_name, extra):
+    import os
+    import subprocess
+    bin_dir = _fake_srun(tmp_path)
+    record = tmp_path / 'srun.txt'
+    env = dict(os.environ, PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+               SRUN_RECORD=str(record), GPUS='16', GPUS_PER_NODE='8',
+               SRUN_ARGS='--time=1:00 --qos=high', PYTHON='/opt/py/python')
+    proc = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', script), 'gpu', 'sb-r50',
+         'configs/x.py', fourth, '--cfg-options', 'a=1 b'],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    args = record.read_text().splitlines()
+    assert args[:10] == [
+        '-p', 'gpu', '--job-name=sb-r50', '--gres=gpu:8', '--ntasks=16',
+        '--ntasks-per-node=8', '--cpus-per-task=5', '--kill-on-bad-exit=1',
+        '--time=1:00', '--qos=high']
+    assert args[10:13] == ['/opt/py/python', '-u',
+                           osp.join(REPO, 'tools', tool_name)]
+    assert args[13:-1] == ['configs/x.py', *extra, '--launcher=slurm',
+                           '--cfg-options', 'a=1 b']
+    assert args[-1].startswith(f'PYTHONPATH={REPO}/tools/..')
+
+
+@pytest.mark.parametrize('script,usage', [
+    ('dist_train.sh', 'CONFIG GPUS_PER_NODE'),
+    ('dist_test.sh', 'CONFIG CHECKPOINT GPUS_PER_NODE'),
+    ('slurm_train.sh', 'PARTITION JOB_NAME CONFIG WORK_DIR'),
+    ('slurm_test.sh', 'PARTITION JOB_NAME CONFIG CHECKPOINT'),
+])
+def test_launchers_without_arguments_print_their_usage(script, usage):
+    import subprocess
+    proc = subprocess.run(['bash', osp.join(REPO, 'tools', script), 'a'],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith('usage: ') and usage in proc.stderr

@@ -180,6 +180,9 @@ def parse_args(argv=None):
                    help='the report (default: docs/evidence.md; with '
                    '--quick: WORK_DIR/evidence.md); figures go to a folder '
                    'beside it, named after it')
+    p.add_argument('--readme', default=None,
+                   help='a README whose evidence-summary table to update '
+                   '(default: README.md when --out is docs/evidence.md)')
     p.add_argument('--runs-dir', default=None,
                    help='run result files (default: docs/evidence/runs; '
                    'with --quick: WORK_DIR/runs)')
@@ -906,6 +909,35 @@ def write_report(args, argv):
             '%Y-%m-%d %H:%M UTC'))
     with open(args.out, 'w') as f:
         f.write(text)
+    readme = args.readme or (osp.join(REPO, 'README.md') if args.out ==
+                             osp.join(DOCS, 'evidence.md') else None)
+    if readme:
+        update_readme(env.get_template(README_TEMPLATE).render(
+            task_list=tasks, context=context), readme)
+
+
+README_TEMPLATE = 'readme.md.j2'
+README_MARKS = ('<!-- evidence-summary: rendered by tools/analysis/evidence.py '
+                'from docs/evidence/runs -->', '<!-- evidence-summary: end -->')
+
+
+def readme_block(path=osp.join(REPO, 'README.md')):
+    """The README's rendered evidence table (between its marks), and the
+    text around it."""
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    start, end = (text.find(m) for m in README_MARKS)
+    if start < 0 or end < start:
+        raise ValueError(f'{path}: the marks {README_MARKS} of the evidence '
+                         f'table are missing')
+    start += len(README_MARKS[0]) + 1
+    return text[:start], text[start:end], text[end:]
+
+
+def update_readme(table, path=osp.join(REPO, 'README.md')):
+    head, _, tail = readme_block(path)
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(head + table + tail)
 
 
 def _cam_seed(path):

@@ -203,3 +203,36 @@ def test_report_counts_learnt_runs_of_each_pathfinder_variant(tmp_path):
         in section
     assert '\n- add instead of concat: 0 of 2\n' in section
     assert re.search(r'^- plain: \d of 8$', section, re.M)
+
+
+def test_readme_table_is_rendered_from_the_stored_runs(tmp_path):
+    """README.md's "Does it help?" table is what the evidence tool renders
+    from docs/evidence/runs today: rendering it again into a copy of the
+    README changes nothing."""
+    import shutil
+    readme = tmp_path / 'README.md'
+    shutil.copy(osp.join(REPO, 'README.md'), readme)
+    res = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'analysis', 'evidence.py'),
+         '--report-only', '--out', str(tmp_path / 'evidence.md'),
+         '--readme', str(readme)], env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    evidence = load_tool('analysis/evidence')
+    _, ours, _ = evidence.readme_block(osp.join(REPO, 'README.md'))
+    _, again, _ = evidence.readme_block(str(readme))
+    assert ours == again
+    assert ours.count('\n|') >= 6  # the header and a row per task
+
+
+def test_demo_doc_range_is_the_stored_runs():
+    """docs/demo.md's range of the demo detector's and segmentor's results
+    is the range of the stored evidence runs of those SB configs."""
+    evidence = load_tool('analysis/evidence')
+    runs, _ = evidence.load_runs(osp.join(REPO, 'docs', 'evidence', 'runs'))
+    with open(osp.join(REPO, 'docs', 'demo.md'), encoding='utf-8') as f:
+        text = ' '.join(f.read().split())
+    det = [r['metric'] for r in runs['det']['sb']]
+    seg = [r['metric'] for r in runs['seg']['sb']]
+    assert f'bbox mAP {min(det):.3f}-{max(det):.3f}' in text
+    assert f'mIoU {min(seg):.2f}-{max(seg):.2f}%' in text
