@@ -1,7 +1,7 @@
 # Copyright (c) mmsb contributors. All rights reserved.
 """Embedded demo datasets: coloured shapes on cluttered backgrounds.
 
-Four small datasets in the formats the downstream toolboxes read, generated
+Five small datasets in the formats the downstream toolboxes read, generated
 deterministically (fixed seeds, numpy + OpenCV) so that a fresh machine can
 train and evaluate without downloading anything:
 
@@ -16,6 +16,9 @@ task      layout under ``root``                  label
 ``cls``   ``cls/{train,val}/<class>/*.png``      class of the single shape
 ``pathf   ``pathfinder/{train,val}/<class>/      connected / disconnected
 inder``   *.png``                                (:mod:`.pathfinder`)
+``conte   ``context/images/{training,validation}  per-pixel: background or one
+xt``      /*.png``, ``context/annotations/...``  of two object classes, by a
+          ``*.png``, ``meta-{train,val}.json``   rule (:mod:`.context`)
 ========  =====================================  ============================
 
 The class of a shape is its kind (circle, square, triangle), never its
@@ -28,7 +31,7 @@ concurrent ranks of a distributed run, or a run killed half way, never leave
 or see a partial dataset; an existing dataset folder is always reused and
 never overwritten.
 
-    python -m mmsb.data.demo --root data/demo          # all four tasks
+    python -m mmsb.data.demo --root data/demo          # all five tasks
 """
 import argparse
 import json
@@ -349,8 +352,9 @@ def generate_if_missing(task: str,
                         **options) -> str:
     """Generate the ``task`` demo dataset in ``out_dir`` unless it exists.
 
-    ``options`` go to the task's renderer (only ``pathfinder`` takes any:
-    the arguments of :func:`render_pathfinder`) and are recorded with the
+    ``options`` go to the task's renderer (``pathfinder``: the arguments of
+    :func:`render_pathfinder`; ``context``: those of
+    :func:`~mmsb.data.context.render_context`) and are recorded with the
     data.
 
     An existing ``out_dir`` is reused as it is (a warning says so when it was
@@ -411,15 +415,16 @@ def generate_if_missing(task: str,
 
 def ensure_demo_data(task: str, root: str = 'data/demo', **kwargs) -> str:
     """Path of the ``task`` demo dataset under ``root``, generated on first
-    use (``root/coco``, ``root/ade``, ``root/cls`` or ``root/pathfinder``).
+    use (``root/coco``, ``root/ade``, ``root/cls``, ``root/pathfinder`` or
+    ``root/context``).
 
     Args:
-        task (str): One of :data:`TASKS`: 'det', 'seg', 'cls' or
-            'pathfinder'.
+        task (str): One of :data:`TASKS`: 'det', 'seg', 'cls', 'pathfinder'
+            or 'context'.
         root (str): Folder that holds the demo datasets.
         **kwargs: ``num_train``, ``num_val``, ``img_size``, ``seed``; unset
-            ones take :data:`DEFAULTS`. For 'pathfinder' also the options of
-            its renderer (see :func:`generate_if_missing`).
+            ones take :data:`DEFAULTS`. For 'pathfinder' and 'context' also
+            the options of their renderers (see :func:`generate_if_missing`).
     """
     if task not in TASKS:
         raise KeyError(f'unknown demo task {task!r}; expected one of {TASKS}')
@@ -457,7 +462,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Generate the mmsb demo datasets (reused if present).')
     parser.add_argument('--root', default='data/demo',
-                        help='folder for coco/, ade/, cls/ and pathfinder/')
+                        help='folder for coco/, ade/, cls/, pathfinder/ and '
+                        'context/')
     parser.add_argument('--tasks', nargs='+', choices=TASKS,
                         default=list(TASKS))
     args = parser.parse_args(argv)
