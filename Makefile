@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 OLDEST_TESTS ?= tests
 
 .PHONY: setup setup-oldest demo test test-oldest bench evidence evidence-report data-fashion \
-	wheelhouse-gpu clean
+	wheelhouse-gpu gpu-rehearsal clean
 
 setup:
 	@MMSB_VENV="$(abspath $(VENV))" bash tools/setup_env.sh
@@ -58,6 +58,12 @@ data-fashion:
 # What a lent GPU machine (no network) lacks for tools/gpu_check.sh (docs/benchmark.md).
 wheelhouse-gpu:
 	@bash tools/gpu_wheelhouse.sh
+
+# The GPU check rehearsed on this CPU in a copy of the device image's software
+# (Python 3.12, torch 2.11, numpy 2, transformers 5: requirements/gpu-image.txt);
+# downloads are cached (docs/benchmark.md, "The GPU check").
+gpu-rehearsal:
+	@bash tools/gpu_rehearsal.sh
 
 clean:
 	rm -rf work_dirs data/demo .pytest_cache

@@ -6,14 +6,21 @@
 #   bash tools/gpu_check.sh                   # everything, within --budget seconds
 #   bash tools/gpu_check.sh --no-build        # no compiling: what needs no mmcv op
 #   bash tools/gpu_check.sh --only mmcv-install,pytest-ops,demo-det   # a rerun of
-#                                 # some steps (on the same machine: the built wheel)
+#                                 # some steps; the run ends with the command for what
+#                                 # did not pass (the machine keeps what it built for
+#                                 # 30 s after a command; a later call starts afresh)
 #   bash tools/gpu_check.sh --dry-run         # the steps, their limits and commands
 #   bash tools/gpu_check.sh --cpu-smoke       # the plumbing, here, on the CPU, tiny
+#   bash tools/gpu_check.sh --rehearsal       # --cpu-smoke in a copy of the device's
+#                                 # software (tools/gpu_rehearsal.sh): installs too
 # Options: --out DIR (default $OUT, else work_dirs/gpu_check), --budget SECONDS
 # (default 420: with the machine's start it leaves a rerun inside 15 minutes),
 # --wheelhouse DIR (default wheelhouse-gpu). PYTHON: the interpreter (python3).
 #
-# Steps, each with its own time limit; a failed step does not stop the others:
+# The steps, their order and time limits are the table STEP_TABLE below (one place:
+# the dry run, the rehearsal and the device run all read it; a test too). Each
+# step has its own limit, cut to what is left of the budget; a failed step does
+# not stop the others:
 #   env           GPU, driver, nvcc, ninja, C++ compiler, Python, torch, numpy
 #   install       the wheelhouse's wheels into that Python with --no-deps, so its
 #                 torch, numpy and OpenCV stay (setuptools < 81 only if it lacks
@@ -22,23 +29,35 @@
 #                 folder, with a stand-in for its compiled module: `import mmcv.ops`
 #                 (mmdet.models, hence mmsb, imports it) then works, and calling a
 #                 compiled op raises. SB-ResNet, NLNet and GCNet are plain PyTorch.
-#   mmcv-build    mmcv's ops for this GPU's architecture only, all cores, niced, in
-#                 the background while the next steps use mmcv-lite (timed; the
-#                 wheel is cached as tools/setup_env.sh caches it, so a rerun on the
-#                 same machine skips the build, or finishes a stopped one)
-#   pytest-lite   pytest -m gpu, all but the detector test
+#   imports       mmdet's, mmseg's and mmpretrain's models and mmsb, imported as the
+#                 benchmark and the tests import them
 #   bench-fp32    tools/analysis/benchmark.py --device cuda: R-50, SB-R-50, NL-50,
 #   bench-amp     GC-50, inference and training step, batch 1/32/64/128,
-#                 channels_last; one interleaved run per batch size (fp32, fp16 AMP)
+#                 channels_last; one interleaved run per batch size (fp32, fp16
+#                 AMP); first, on a quiet machine; each batch size is saved as soon
+#                 as it is measured, so a step cut at its limit keeps what it did
+#   mmcv-build    mmcv's ops for this GPU: the prebuilt wheel of the wheelhouse
+#                 (tools/gpu_mmcv_wheel.sh) when there is one, else a build for this
+#                 GPU's architecture only, all cores, niced, in the background while
+#                 the next steps use mmcv-lite (cached as tools/setup_env.sh caches
+#                 it; a rerun on the same machine finishes a stopped build)
+#   pytest-lite   pytest -m gpu, all but the detector test
 #   demo-data     the demo detection set (so that demo-det only trains)
-#   mmcv-install  the built wheel, and a CUDA NMS / RoIAlign check against the CPU
+#   mmcv-install  the mmcv wheel with ops, and a NMS / RoIAlign check against the CPU
 #   pytest-ops    pytest -m gpu, the detector test (mmcv's RoIAlign and NMS)
 #   demo-det      the demo Faster R-CNN, its 300 iterations with --amp: s/iter
 # tools/dist_train.sh with one NCCL process runs in pytest-lite
 # (test_dist_train_one_nccl_rank asserts backend='nccl'). The ops steps run as soon
-# as the build is done, between the others; each step's limit is cut to what is
-# left of the budget. If the build does not finish in time, every step that does
-# not need mmcv's CUDA ops has still run.
+# as the build is done, between the others. If the build does not finish in time,
+# every step that does not need mmcv's CUDA ops has still run.
+#
+# mmpretrain 1.2 switches on its multimodal models when pycocotools and
+# transformers >= 4.28 are installed (WITH_MULTIMODAL in mmpretrain/utils/
+# dependency.py, read from package metadata), and those import names transformers
+# 5 removed, so `import mmpretrain.models` fails on the image. Every step runs with
+# a folder first on PYTHONPATH that holds only package metadata saying
+# "transformers 0": mmpretrain's check then turns the multimodal models off;
+# transformers itself stays importable, and nothing installed is edited.
 #
 # Output (the device tool brings back at most 8 files): gpu_check.log (all that is
 # printed), summary.md (step, result, seconds, note), bench-{fp32,amp}.{json,md},
@@ -48,10 +67,33 @@ set -uo pipefail   # no -e: a step that fails must not end the run
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-STEPS=(env install mmcv-lite mmcv-build pytest-lite bench-fp32 bench-amp demo-data
-       mmcv-install pytest-ops demo-det)
+# step, time limit in seconds ('-': what is left of the budget), how it runs:
+# fg: in the foreground, in this order; build: in the background from here on;
+# ops: as soon as the build has ended (needs mmcv's CUDA ops), in this order.
+STEP_TABLE='
+env            60  fg
+install       120  fg
+mmcv-lite      90  fg
+imports        90  fg
+bench-fp32    200  fg
+bench-amp     160  fg
+mmcv-build      -  build
+pytest-lite   240  fg
+demo-data      90  fg
+mmcv-install   60  ops
+pytest-ops    150  ops
+demo-det      180  ops
+'
+declare -A LIMIT HOW
+STEPS=() OPS=()
+while read -r s lim how; do
+  [[ -n "$s" ]] || continue
+  STEPS+=("$s") LIMIT[$s]=$lim HOW[$s]=$how
+  [[ $how == ops ]] && OPS+=("$s")
+done <<<"$STEP_TABLE"
 
 OUT_DIR="${OUT:-$ROOT/work_dirs/gpu_check}" BUDGET=420 BUILD=1 ONLY="" DRY=0 SMOKE=0
+REHEARSAL=0
 WH="$ROOT/wheelhouse-gpu"
 while (($#)); do
   case "$1" in
@@ -65,6 +107,7 @@ while (($#)); do
     --no-build) BUILD=0 ;;
     --dry-run) DRY=1 ;;
     --cpu-smoke) SMOKE=1 ;;
+    --rehearsal) SMOKE=1 REHEARSAL=1 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -78,12 +121,15 @@ for s in ${ONLY//,/ }; do
     { echo "gpu_check: --only names '$s'; the steps are: ${STEPS[*]}" >&2; exit 2; }
 done
 
-export ROOT SMOKE WH
+export ROOT SMOKE REHEARSAL WH
 export PY="${PYTHON:-python3}"
 export WORK="${MMSB_GPU_WORK:-/tmp/mmsb_gpu_check}"
 OUT_DIR="$(realpath -m "$OUT_DIR")"
 MMCV_VERSION="$(sed -n 's/^MMCV_VERSION=//p' tools/setup_env.sh)"
 export LOGS="$WORK/logs" LITE="$WORK/mmcv-lite" OUT_DIR MMCV_VERSION
+# the metadata that turns mmpretrain's multimodal models off (see the top)
+export NOMM="$WORK/no-multimodal"
+export PP_LITE="$NOMM:$LITE:$ROOT" PP_OPS="$NOMM:$ROOT"
 export SDIST="$WH/mmcv-$MMCV_VERSION.tar.gz"
 export DET_CFG=configs/demo/faster-rcnn_sb-r26_fpn_1xb8-300it_demo-coco-128.py
 export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -114,13 +160,18 @@ EOF
 
 step_install() {
   set -e
-  if [[ $SMOKE == 1 ]]; then echo "cpu-smoke: this environment as it is"; return; fi
+  if [[ $SMOKE == 1 && $REHEARSAL != 1 ]]; then
+    echo "cpu-smoke: this environment as it is"; return
+  fi
   [[ -f "$SDIST" ]] || { echo "no $SDIST: run tools/gpu_wheelhouse.sh and carry it"; return 1; }
   local pip=("$PY" -m pip install -q --no-index --no-deps --no-cache-dir) wheels=() w
   if ! "$PY" -c 'import pkg_resources' 2>/dev/null; then
     "${pip[@]}" "$WH"/setuptools-*.whl
   fi
-  for w in "$WH"/*.whl; do [[ $w == */setuptools-* ]] || wheels+=("$w"); done
+  # (the prebuilt mmcv with ops, if carried, is installed by mmcv-install)
+  for w in "$WH"/*.whl; do
+    [[ $w == */setuptools-* || $w == */mmcv-* ]] || wheels+=("$w")
+  done
   "${pip[@]}" "${wheels[@]}"
   # Expected: mmengine (and mmcv) ask for opencv-python; the image has the headless cv2.
   "$PY" -m pip check || true
@@ -147,11 +198,27 @@ def __getattr__(name):
                            f'{name} is not available')
     return missing
 EOF
-  PYTHONPATH="$LITE:$ROOT" "$PY" -c "
-import mmcv, mmcv.ops, mmsb
+  PYTHONPATH="$PP_LITE" "$PY" -c "
+import mmcv, mmcv.ops
 from mmcv.cnn import ContextBlock, NonLocal2d
-from mmsb.models import SBResNet
 print('mmcv', mmcv.__version__, 'without ops, from', mmcv.__file__)"
+}
+
+step_imports() {   # what the benchmark and the tests import, on this image
+  PYTHONPATH="$PP_LITE" "$PY" - <<'EOF'
+import importlib, time
+for name in ('mmengine', 'mmdet.models', 'mmseg.models', 'mmpretrain.models',
+             'mmsb', 'mmsb.data', 'mmsb.evaluation'):
+    t = time.time()
+    mod = importlib.import_module(name)
+    print(f'{name:18} {time.time() - t:5.1f} s  {getattr(mod, "__version__", "")}')
+from mmpretrain.utils.dependency import WITH_MULTIMODAL
+print('mmpretrain multimodal models:', 'on' if WITH_MULTIMODAL else 'off')
+EOF
+}
+
+prebuilt() {   # the carried mmcv wheel with ops (tools/gpu_mmcv_wheel.sh), if any
+  ls "$WH"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1
 }
 
 wheel_dir() {   # tools/setup_env.sh's cache folder for this torch, CUDA and GPU
@@ -188,7 +255,16 @@ step_mmcv_build() {
 }
 
 step_pytest_lite() {
-  PYTHONPATH="$LITE:$ROOT" "$PY" -m pytest -m gpu -k 'not demo_detector' -v \
+  if [[ $SMOKE == 1 ]]; then   # no CUDA: the GPU tests collect; SB-ResNet's run
+    set -e
+    PYTHONPATH="$PP_LITE" "$PY" -m pytest -m gpu --collect-only -q -p no:cacheprovider
+    PYTHONPATH="$PP_LITE" "$PY" -m pytest -q -p no:cacheprovider -x \
+      tests/test_models/test_layers/test_spatial_bias.py \
+      tests/test_models/test_backbones/test_sb_resnet.py \
+      --junitxml="$LOGS/pytest-lite.xml"
+    return
+  fi
+  PYTHONPATH="$PP_LITE" "$PY" -m pytest -m gpu -k 'not demo_detector' -v \
     -p no:cacheprovider --durations=0 --junitxml="$LOGS/pytest-lite.xml"
 }
 
@@ -202,7 +278,7 @@ bench() {   # $1: fp32 or amp
     amp=(--amp bf16 --no-flops)
   fi
   [[ $1 == amp ]] && args+=("${amp[@]}")
-  PYTHONPATH="$LITE:$ROOT" "$PY" tools/analysis/benchmark.py "${args[@]}" \
+  PYTHONPATH="$PP_LITE" "$PY" tools/analysis/benchmark.py "${args[@]}" \
     --json "$OUT_DIR/bench-$1.json" --md "$OUT_DIR/bench-$1.md"
 }
 step_bench_fp32() { bench fp32; }
@@ -210,16 +286,20 @@ step_bench_amp() { bench amp; }
 
 step_demo_data() {
   if [[ $SMOKE == 1 ]]; then echo "cpu-smoke: demo-det makes its own tiny set"; return; fi
-  PYTHONPATH="$LITE:$ROOT" "$PY" -m mmsb.data.demo --root data/demo --tasks det
+  PYTHONPATH="$PP_LITE" "$PY" -m mmsb.data.demo --root data/demo --tasks det
 }
 
 step_mmcv_install() {
   set -e
-  if [[ $SMOKE != 1 ]]; then
-    "$PY" -m pip install -q --no-index --no-deps --force-reinstall --no-cache-dir \
-      "$(wheel_dir)"/mmcv-"$MMCV_VERSION"-*.whl
+  local whl; whl="$(prebuilt)"
+  if [[ -z "$whl" && $SMOKE != 1 ]]; then whl="$(ls "$(wheel_dir)"/mmcv-"$MMCV_VERSION"-*.whl)"; fi
+  if [[ -n "$whl" ]]; then
+    echo "installing $whl"
+    "$PY" -m pip install -q --no-index --no-deps --force-reinstall --no-cache-dir "$whl"
+  else
+    echo "cpu-smoke: the installed mmcv"
   fi
-  PYTHONPATH="$ROOT" "$PY" - <<'EOF'
+  PYTHONPATH="$PP_OPS" "$PY" - <<'EOF'
 import mmcv, torch
 from mmcv.ops import RoIAlign, get_compiling_cuda_version, nms
 print('mmcv', mmcv.__version__, 'from', mmcv.__file__, '| ops built with CUDA',
@@ -240,7 +320,7 @@ EOF
 }
 
 step_pytest_ops() {
-  PYTHONPATH="$ROOT" "$PY" -m pytest -m gpu tests/test_gpu.py -k demo_detector -v \
+  PYTHONPATH="$PP_OPS" "$PY" -m pytest -m gpu tests/test_gpu.py -k demo_detector -v \
     -p no:cacheprovider --durations=0 --junitxml="$LOGS/pytest-ops.xml"
 }
 
@@ -261,7 +341,7 @@ step_demo_det() {
     done
   fi
   rm -rf "$WORK/demo-det"
-  PYTHONPATH="$ROOT" "$PY" tools/train.py "$DET_CFG" --work-dir "$WORK/demo-det" "${args[@]}"
+  PYTHONPATH="$PP_OPS" "$PY" tools/train.py "$DET_CFG" --work-dir "$WORK/demo-det" "${args[@]}"
 }
 
 # One line for summary.md, read from a step's output after it ended (also when
@@ -298,14 +378,12 @@ EOF
   esac
 }
 
-export -f step_env step_install step_mmcv_lite wheel_dir step_mmcv_build step_pytest_lite \
-  bench step_bench_fp32 step_bench_amp step_demo_data step_mmcv_install step_pytest_ops \
-  step_demo_det
+export -f step_env step_install step_mmcv_lite step_imports prebuilt wheel_dir \
+  step_mmcv_build step_pytest_lite bench step_bench_fp32 step_bench_amp step_demo_data \
+  step_mmcv_install step_pytest_ops step_demo_det
 
 # --------------------------------------------------------------- the runner
-declare -A RESULT SECS NOTE LIMIT=(   # seconds; what is left of the budget cuts them
-  [env]=60 [install]=120 [mmcv-lite]=90 [pytest-lite]=240 [bench-fp32]=200
-  [bench-amp]=160 [demo-data]=90 [mmcv-install]=60 [pytest-ops]=150 [demo-det]=180)
+declare -A RESULT SECS NOTE
 T0=$SECONDS BUILD_PID="" BUILD_T0=0 OPS_DONE=0
 
 left() { echo $((BUDGET - (SECONDS - T0))); }
@@ -321,8 +399,9 @@ summary() {
   {
     echo "# tools/gpu_check.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "budget ${BUDGET} s, used $((SECONDS - T0)) s; $( ((SMOKE)) && echo --cpu-smoke ||
-         echo GPU run)$( ((BUILD)) || echo ', --no-build')${ONLY:+, --only ${ONLY:1:-1}}"
+    echo "budget ${BUDGET} s, used $((SECONDS - T0)) s; $( ((REHEARSAL)) && echo --rehearsal ||
+         { ((SMOKE)) && echo --cpu-smoke || echo GPU run; })$( ((BUILD)) ||
+         echo ', --no-build')${ONLY:+, --only ${ONLY:1:-1}}"
     echo
     echo "| step | result | seconds | note |"
     echo "| :--- | :--- | ---: | :--- |"
@@ -364,6 +443,9 @@ run_step() {   # step [why not]: run it in the foreground within its limit
 start_build() {
   local lim
   selected mmcv-build || { record mmcv-build "not selected" "" ""; return; }
+  if [[ -n "$(prebuilt)" ]]; then
+    record mmcv-build PASS 0 "prebuilt, carried: $(basename "$(prebuilt)")"; return
+  fi
   ((BUILD)) || { record mmcv-build SKIP "" "--no-build"; return; }
   ((SMOKE)) && { record mmcv-build SKIP "" "cpu-smoke: the installed mmcv"; return; }
   lim=$(($(left) - 15))   # the build may take all that is left
@@ -402,38 +484,53 @@ ops_steps() {   # $1=wait: wait for the build; else only if it has finished
     finish_build
   fi
   OPS_DONE=1
-  if ((!SMOKE && !DRY)) && ! ls "$(wheel_dir 2>/dev/null)"/mmcv-*.whl >/dev/null 2>&1; then
+  if ((!SMOKE && !DRY)) && [[ -z "$(prebuilt)" ]] &&
+      ! ls "$(wheel_dir 2>/dev/null)"/mmcv-*.whl >/dev/null 2>&1; then
     why="no mmcv wheel with CUDA ops (mmcv-build: ${RESULT[mmcv-build]})"
   fi
-  run_step mmcv-install "$why"
-  case "${RESULT[mmcv-install]}" in
-    PASS|"not selected"|dry-run) ;;   # ran, or left to the caller
-    *) why="needs mmcv's CUDA ops (mmcv-install: ${RESULT[mmcv-install]})" ;;
-  esac
-  run_step pytest-ops "$why"
-  run_step demo-det "$why"
+  local s
+  for s in "${OPS[@]}"; do   # the table's ops steps, in its order
+    run_step "$s" "$why"
+    if [[ $s == mmcv-install ]]; then
+      case "${RESULT[mmcv-install]}" in
+        PASS|"not selected"|dry-run) ;;   # ran, or left to the caller
+        *) why="needs mmcv's CUDA ops (mmcv-install: ${RESULT[mmcv-install]})" ;;
+      esac
+    fi
+  done
 }
 
 if ((!DRY)); then
-  mkdir -p "$OUT_DIR" "$LOGS"
+  mkdir -p "$OUT_DIR" "$LOGS" "$NOMM/transformers-0.dist-info"
+  printf 'Metadata-Version: 2.1\nName: transformers\nVersion: 0\n' \
+    >"$NOMM/transformers-0.dist-info/METADATA"
   exec > >(tee "$OUT_DIR/gpu_check.log") 2>&1
   TEE_PID=$!
 fi
 echo "tools/gpu_check.sh: budget ${BUDGET} s; output $OUT_DIR; work $WORK; python $PY;" \
      "wheelhouse $WH"
 ((DRY)) && echo "(dry run: nothing runs; limits assume the whole budget is left)"
-run_step env
-run_step install
-run_step mmcv-lite
-start_build
-for s in pytest-lite bench-fp32 bench-amp demo-data; do
-  run_step "$s"
-  ops_steps
+for s in "${STEPS[@]}"; do   # STEP_TABLE's order
+  case "${HOW[$s]}" in
+    fg) run_step "$s"; ops_steps ;;   # the ops steps as soon as the build ended
+    build) start_build ;;
+  esac
 done
 ops_steps wait
 ((DRY)) && exit 0
 summary
 echo
 cat "$OUT_DIR/summary.md"
+again=()
+for s in "${STEPS[@]}"; do
+  case "${RESULT[$s]:-}" in PASS|"not selected"|SKIP|"") ;; *) again+=("$s") ;; esac
+done
+if ((${#again[@]})); then
+  # The device machine stays warm 30 s after a command, with what it built;
+  # a later call gets a fresh one (then --only still runs, but builds anew).
+  echo
+  echo "to rerun what did not pass, on this machine within 30 s of this command's end:"
+  echo "  bash tools/gpu_check.sh --budget $BUDGET --only $(IFS=,; echo "${again[*]}")"
+fi
 exec >&- 2>&-
 wait "$TEE_PID"   # gpu_check.log complete before the command returns

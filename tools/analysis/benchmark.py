@@ -359,7 +359,10 @@ def report(res):
             f'{m}: median of {sets[m]["repeats"]} after {sets[m]["warmup"]} '
             'warm-up' for m in modes), '']
     for bs in map(str, res['batch_sizes'] if res['models'] else []):
-        modes = [m for m in ('infer', 'train') if m in runs]
+        # (a result saved part way holds some batch sizes of some modes)
+        modes = [m for m in ('infer', 'train') if bs in runs.get(m, {})]
+        if not modes:
+            continue
         head = ['model', 'params (M)', 'paper', 'GFLOPs', 'paper']
         for mode in modes:
             head += [f'{mode} img/s', 'x R50'] + ['train MB', 'x R50'] * (
@@ -379,7 +382,7 @@ def report(res):
         out += title(f'batch {bs}, {"x".join(map(str, sets["resolution"]))}',
                      modes)
         out += table(head + ['paper img/s', 'x R50'], rows)
-    if 'det' in runs:
+    if '2' in runs.get('det', {}):
         out += title('Faster R-CNN FPN training step, 2 images '
                      f'{"x".join(map(str, sets["det_resolution"]))}, amp '
                      f'{sets["det"]["amp"]}', ['det'])
@@ -440,6 +443,18 @@ def main(argv=None):
                ratios={}, profile=[], batch_sizes=args.batch_sizes)
     log('\n'.join(header(res['machine'])))
 
+    def save(final=False):
+        """JSON (and --md) of everything measured so far: a run cut at its
+        time limit keeps each batch size it finished."""
+        res['complete'] = final
+        for path, text in ((args.json, lambda: json.dumps(res, indent=1)),
+                           (args.md, lambda: '\n'.join(report(res)) + '\n')):
+            if path:
+                os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+                with open(path + '.tmp', 'w') as f:
+                    f.write(text())
+                os.replace(path + '.tmp', path)  # never half a file
+
     def measure(mode, bs, steps):
         log(f'{mode}, batch {bs}, {len(steps)} models interleaved')
         run = timer.run(steps, bs, sets[mode]['warmup'],
@@ -454,6 +469,7 @@ def main(argv=None):
         if args.profile:
                 res['profile'].append(dict(mode=mode, batch_size=bs, models=(
                 timer.profile(steps, args.profile))))
+        save()
     models = {k: build_classifier(k) for k in args.models
               if {'infer', 'train'} & set(modes)}
     for key, model in models.items():
@@ -495,12 +511,9 @@ def main(argv=None):
                                           b=batch: det_loss(d, b), lr=0.)
         measure('det', 2, steps)
     print('\n'.join(report(res)))
-    for path, text in ((args.json, json.dumps(res, indent=1)),
-                       (args.md, '\n'.join(report(res)) + '\n')):
+    save(final=True)
+    for path in (args.json, args.md):
         if path:
-            os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-            with open(path, 'w') as f:
-                f.write(text)
             print(f'# wrote {path}')
 
 

@@ -32,7 +32,8 @@ def test_tiny_run_writes_json_and_markdown(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     r = json.loads(out.read_text())
     assert set(r) == {'machine', 'settings', 'models', 'runs', 'ratios',
-                      'profile', 'batch_sizes'}
+                      'profile', 'batch_sizes', 'complete'}
+    assert r['complete'] is True
     assert r['machine']['device'] == 'cpu' and r['machine']['threads'] == 1
     assert list(r['models']) == ['r50', 'sb-r50', 'nl50']   # r50 added
     sb = r['models']['sb-r50']
@@ -69,6 +70,35 @@ def test_tiny_run_writes_json_and_markdown(tmp_path):
     assert '| SB-ResNet-50 ' in text and '| paper img/s |' in text
     assert '| paper | Tables 8, 9 |' in text and 'Faster R-CNN' in text
     assert text.splitlines()[0] in res.stdout     # stdout: the same tables
+
+
+@pytest.mark.slow
+def test_a_run_stopped_part_way_keeps_what_it_measured(tmp_path):
+    """The JSON and markdown are written after every measured batch size:
+    a run stopped at its time limit (here: killed once the first is in)
+    leaves that one, marked incomplete, and never half a file."""
+    import signal
+    import time
+    out, md = tmp_path / 'b.json', tmp_path / 'b.md'
+    proc = subprocess.Popen(
+        [sys.executable, TOOL, '--models', 'sb-r50', '--mode', 'infer',
+         '--batch-sizes', '1', '32', '--resolution', '64', '64',
+         '--repeats', '3', '--warmup', '1', '--no-flops', '--json', out,
+         '--md', md], cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not out.exists() and proc.poll() is None and \
+                time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    r = json.loads(out.read_text())
+    assert r['complete'] is False
+    assert list(r['runs']['infer']) == ['1']
+    assert '| SB-ResNet-50 ' in md.read_text()
+    assert not list(tmp_path.glob('*.tmp'))
 
 
 @pytest.mark.parametrize('argv, message', [
