@@ -217,14 +217,21 @@ def _write_det(out: str, num_train: int, num_val: int, img_size: int,
                            categories=categories), f)
 
 
-def _write_seg(out: str, num_train: int, num_val: int, img_size: int,
-               seed: int):
+def _ade_splits(out: str, num_train: int, num_val: int):
+    """(split, number of images, image folder, label folder) of the ADE20K
+    layout's two splits, the folders made."""
     for split, sub, num in (('train', 'training', num_train),
                             ('val', 'validation', num_val)):
         img_dir = osp.join(out, 'images', sub)
         ann_dir = osp.join(out, 'annotations', sub)
         os.makedirs(img_dir)
         os.makedirs(ann_dir)
+        yield split, num, img_dir, ann_dir
+
+
+def _write_seg(out: str, num_train: int, num_val: int, img_size: int,
+               seed: int):
+    for split, num, img_dir, ann_dir in _ade_splits(out, num_train, num_val):
         for i in range(num):
             img, shapes = render_scene(_rng(seed, split, i), img_size)
             label_map = np.zeros((img_size, img_size), np.uint8)
@@ -297,12 +304,7 @@ def _write_context(out: str, num_train: int, num_val: int, img_size: int,
     ``meta-<split>.json`` beside them (per image: file, keys, objects). The
     layout of image ``i`` comes from its own stream, its colours from a
     second one, so every rule draws the same layouts."""
-    for split, sub, num in (('train', 'training', num_train),
-                            ('val', 'validation', num_val)):
-        img_dir = osp.join(out, 'images', sub)
-        ann_dir = osp.join(out, 'annotations', sub)
-        os.makedirs(img_dir)
-        os.makedirs(ann_dir)
+    for split, num, img_dir, ann_dir in _ade_splits(out, num_train, num_val):
         meta = []
         for i in range(num):
             ids = [seed, _SPLIT_IDS[split], i]

@@ -106,6 +106,8 @@ def parse_args(argv=None):
     p.add_argument('--profile', type=int, default=0, metavar='N',
                    help='profile N steps per model, print its top ops')
     p.add_argument('--json', default='work_dirs/benchmark/benchmark.json')
+    p.add_argument('--render', metavar='JSON', help='print the tables of a '
+                   'stored result and stop (docs/benchmark.md embeds them)')
     p.add_argument('--md', metavar='PATH', help='tables as markdown too')
     p.add_argument('--seed', type=int, default=0)
     a = p.parse_args(argv)
@@ -307,8 +309,25 @@ class Timer:
 
 
 # ----------------------------------------------------------------- report
+def _commit():
+    """The checkout's commit, ``+changes`` with edits under mmsb/ or tools/
+    (what the timed code is), or None outside a git checkout."""
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
+                              cwd=root, capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--', 'mmsb',
+                                'tools'], cwd=root, capture_output=True,
+                               text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + '+changes' * bool(dirty) if head else None
+
+
 def machine_info(args):
     info = dict(date=datetime.datetime.now().isoformat(timespec='seconds'),
+                commit=_commit(),
                 command=' '.join([osp.relpath(sys.argv[0])] + sys.argv[1:]),
                 torch=torch.__version__, python=platform.python_version(),
                 threads=torch.get_num_threads(), **{
@@ -332,13 +351,14 @@ def machine_info(args):
 
 
 def header(i):
+    commit = f', commit {i["commit"]}' if i.get('commit') else ''
     return [f'{i["device_name"]}, ' + (
         f'{i["cpu_cores"]} cores, {i["threads"]} threads' if 'cpu_cores' in i
         else f'driver {i["driver"]}, CUDA {i["cuda"]}, cuDNN {i["cudnn"]}, '
         f'cudnn.benchmark, TF32 conv {i["tf32_conv"]} matmul '
         f'{i["tf32_matmul"]}') + f'; torch {i["torch"]}, amp {i["amp"]}' +
         ', channels_last' * i['channels_last'] + ', torch.compile' *
-        i['compile'] + f'; {i["date"]}', f'`{i["command"]}`']
+        i['compile'] + f'; {i["date"]}{commit}', f'`{i["command"]}`']
 
 
 def table(head, rows):
@@ -414,6 +434,10 @@ def report(res):
 # ------------------------------------------------------------------- main
 def main(argv=None):
     args = parse_args(argv)
+    if args.render:
+        with open(args.render) as f:
+            print('\n'.join(report(json.load(f))))
+        return
     cuda = args.device != 'cpu'
     if args.threads or not cuda:
         torch.set_num_threads(args.threads or 1)
