@@ -13,7 +13,8 @@ import sys
 import pytest
 from utils import REPO, load_tool
 
-TASKS = ('pathfinder', 'control', 'fashion', 'det', 'seg')
+TASKS = ('pathfinder', 'control', 'fashion', 'ctx-local', 'ctx-global',
+         'ctx-spatial', 'det', 'seg')
 
 
 @pytest.mark.slow
@@ -44,6 +45,17 @@ def test_quick_mode_stores_runs_and_renders_from_them(tmp_path):
     probes = json.loads((runs / 'pathfinder' / 'probes.json').read_text())
     assert probes['pooled_size'] == 6
     assert all(0 <= probes[k] <= 100 for k in ('markers', 'pooled', 'ink'))
+    for rule in ('local', 'global', 'spatial'):
+        ctx = json.loads((runs / f'ctx-{rule}' / 'probes.json').read_text())
+        assert ctx['field'] == ctx['field_measured'] == 35
+        assert ctx['data']['rule'] == rule
+        assert ctx['n_within'] + ctx['n_beyond'] > 0
+        for probe in ('object', 'window', 'coords'):
+            assert 0 <= ctx[probe]['all'] <= 100
+        rec = json.loads((runs / f'ctx-{rule}' / 'sb-seed0.json').read_text())
+        assert rec['metric_key'] == 'obj/acc_beyond'
+        assert {'obj/acc', 'obj/acc_within', 'mIoU', 'obj/n_beyond'} <= \
+            set(rec['metrics'])
     report = work / 'evidence.md'
     text = report.read_text()
     assert 'Quick mode' in text
@@ -53,6 +65,12 @@ def test_quick_mode_stores_runs_and_renders_from_them(tmp_path):
     # one seed: no interval, no verdict
     assert text.count('not established') >= 5
     assert 'shortcut probes' in text
+    # the context section: the field, the probes, a table per rule
+    section = text[text.index('## Context at a distance'):]
+    assert '**35 px**' in section
+    for rule in ('local', 'global', 'spatial'):
+        assert re.search(rf'^\| {rule} \| [\d.n]+ \(', section, re.M), rule
+        assert f'**Context: {rule} rule' in section
     for name in TASKS:
         assert (work / 'evidence' / f'{name}.png').stat().st_size > 5000
     # Fashion-MNIST ran on a tiny IDX stand-in in the work dir
@@ -77,6 +95,25 @@ def test_quick_mode_stores_runs_and_renders_from_them(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'started' not in resumed.stdout
     assert resumed.stdout.count('2 runs, 2 done before') == len(TASKS)
+
+    # the blocks SB is compared with, and their cost, on a context task
+    blocks = call('--resume', '--force', '--costs', '--tasks', 'ctx-spatial',
+                  '--variants', 'plain', 'sb', 'nl', 'gc')
+    assert blocks.returncode == 0, blocks.stdout[-3000:] + \
+        blocks.stderr[-3000:]
+    assert blocks.stdout.count('started') == 2
+    for variant, plugin in (('nl', 'NonLocal2d'), ('gc', 'ContextBlock')):
+        rec = json.loads((runs / 'ctx-spatial' / f'{variant}-seed0.json')
+                         .read_text())
+        assert rec['config'].endswith(
+            f'fcn_{variant}-r20-cifar_1xb8-600it_context-spatial-112.py')
+    costs = json.loads((runs / 'context-costs.json').read_text())
+    assert list(costs['models']) == ['plain', 'sb', 'nl', 'gc']
+    assert costs['models']['sb']['params'] > costs['models']['plain'][
+        'params']
+    text = report.read_text()
+    assert re.search(r'^\| non-local \(NonLocal2d\) \| 1 \|', text, re.M)
+    assert '### Cost beside effect' in text and '| nl |' in text
 
     # an ablation and the 4x schedule, added to the stored runs: their
     # sections appear, the 4x runs train 4x the iterations
