@@ -235,7 +235,8 @@ def plot_curves(summary, path):
     ax.axhline(50, color='grey', ls=':', lw=1, label='chance')
     # the field ends between the bins (0.5-1) and (1-1.5)
     ax.axvline(edges.index(1.0) - 0.5, color='black', ls='--', lw=1)
-    ax.text(edges.index(1.0) - 0.45, 52, 'beyond the field →', fontsize=8)
+    ax.text(edges.index(1.0) - 0.45, 97, 'beyond the field →', fontsize=8,
+            va='top')
     ax.set_xticks(xs)
     ax.set_xticklabels(labels, fontsize=7)
     ax.set(xlabel='gap to the nearest key: pixels (half-fields)',
@@ -245,8 +246,7 @@ def plot_curves(summary, path):
             ax.text(x, 41, f'n={n}', ha='center', fontsize=6,
                     color='grey')
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=4, loc='lower left',
-              bbox_to_anchor=(0, 0.08))
+    ax.legend(fontsize=7, ncol=4, loc='upper right')
     ax.set_title(f'{summary["title"]}: accuracy by distance (mean over '
                  f'seeds)', fontsize=10)
     fig.tight_layout()
