@@ -29,6 +29,14 @@ plain model from it (widened norms and convs take the shared channels).
 The variants of a seed run side by side (``--jobs``), so their times per
 iteration are comparable.
 
+The context tasks (``ctx-local``, ``ctx-global``, ``ctx-spatial``:
+:mod:`mmsb.data.context`) have two more models, the blocks spatial bias
+claims to replace: ``nl`` (mmcv's NonLocal2d) and ``gc`` (ContextBlock);
+their metric is the object accuracy beyond the plain network's receptive
+field, and ``--costs`` times the four models interleaved
+(``context-costs.json``). Their part of the report is computed by
+``evidence_context.py``.
+
 A task with ``probes`` also scores the shortcut probes of
 ``shortcut_probes.py`` on its data. Statistics: :func:`mmsb.analysis.
 paired_stats` (t interval, exact Wilcoxon, sign count, median/IQR,
@@ -566,11 +574,8 @@ def measure_context_costs(args, log):
                  if TASKS[t].get('family') == 'context'), 'ctx-spatial')
     log(f'costs of {", ".join(MODELS)} on {task} (interleaved)')
     cfgs = {m: task_config(args, task, m) for m in MODELS}
-    for cfg in cfgs.values():
-        ds = cfg.train_dataloader.dataset
-        from mmsb.data.demo import generate_if_missing
-        generate_if_missing('context', ds.data_root, **ds.demo_cfg)
-    res = measure_costs(cfgs, rounds=2 if args.quick else 7,
+    prepare_data(args, task)  # the data preprocessor's config, as the runs
+    res = measure_costs(cfgs, rounds=2 if args.quick else 15,
                         warmup=1 if args.quick else 2)
     res.update(task=task, configs={m: osp.relpath(config_path(task, m), REPO)
                                    for m in MODELS},
