@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import datetime
 import functools
+import glob
 import itertools
 import json
 import os
@@ -107,7 +108,10 @@ def parse_args(argv=None):
                    help='profile N steps per model, print its top ops')
     p.add_argument('--json', default='work_dirs/benchmark/benchmark.json')
     p.add_argument('--render', metavar='JSON', help='print the tables of a '
-                   'stored result and stop (docs/benchmark.md embeds them)')
+                   'stored result and stop')
+    p.add_argument('--update-docs', action='store_true', help='render the '
+                   'results in docs/benchmark/*.json into docs/benchmark.md '
+                   'and stop')
     p.add_argument('--md', metavar='PATH', help='tables as markdown too')
     p.add_argument('--seed', type=int, default=0)
     a = p.parse_args(argv)
@@ -431,12 +435,46 @@ def report(res):
     return out
 
 
+# ------------------------------------------------------------------ docs
+DOCS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))), 'docs')
+DOC_MARKS = ('<!-- bench: results -->', '<!-- bench: end -->')
+
+
+def docs_results(folder=osp.join(DOCS, 'benchmark')):
+    """docs/benchmark.md's results: the tables of every committed result
+    in ``folder`` (``*.json``), in name order, each under its file name."""
+    out = []
+    for path in sorted(glob.glob(osp.join(folder, '*.json'))):
+        with open(path) as f:
+            res = json.load(f)
+        # one heading level below the file's
+        out += ['', f'### `{osp.relpath(path, DOCS)}`', ''] + [
+            '#' + line if line.startswith('### ') else line
+            for line in report(res)]
+    return '\n'.join(out + [''])
+
+
+def update_docs(page=osp.join(DOCS, 'benchmark.md')):
+    with open(page, encoding='utf-8') as f:
+        text = f.read()
+    start, end = (text.find(m) for m in DOC_MARKS)
+    if start < 0 or end < start:
+        raise SystemExit(f'error: {page} lacks the marks {DOC_MARKS}')
+    start += len(DOC_MARKS[0])
+    with open(page, 'w', encoding='utf-8') as f:
+        f.write(text[:start] + docs_results() + text[end:])
+
+
 # ------------------------------------------------------------------- main
 def main(argv=None):
     args = parse_args(argv)
     if args.render:
         with open(args.render) as f:
             print('\n'.join(report(json.load(f))))
+        return
+    if args.update_docs:
+        update_docs()
         return
     cuda = args.device != 'cpu'
     if args.threads or not cuda:

@@ -1,6 +1,7 @@
 """tools/analysis/benchmark.py (``make bench``, docs/benchmark.md) at a tiny
 size on CPU: the JSON and markdown it writes, and the errors for bad input.
 It checks the tool, not speed: no timing is asserted."""
+import glob
 import json
 import math
 import os.path as osp
@@ -134,3 +135,34 @@ def test_timer_interleaves_steps_and_relates_them_to_r50(bench):
     assert set(out) == {'r50', 'sb-r50'}
     assert out['r50']['ratio_wall'] == 1.0
     assert len(out['sb-r50']['wall_s']) == 2 and 'img_per_s' in out['sb-r50']
+
+
+def test_docs_show_the_committed_results():
+    """docs/benchmark.md's results are the tables of the results committed
+    in docs/benchmark/ (benchmark.py --update-docs), each naming its
+    machine, threads and commit; the README's parameter cost is theirs."""
+    import re
+    bench = load_tool('analysis/benchmark')
+    with open(osp.join(REPO, 'docs', 'benchmark.md'), encoding='utf-8') as f:
+        page = f.read()
+    start, end = (page.index(m) for m in bench.DOC_MARKS)
+    shown = page[start + len(bench.DOC_MARKS[0]):end]
+    assert shown == bench.docs_results()
+    assert shown.count('commit ') >= 2 and ' threads; torch ' in shown
+    with open(osp.join(REPO, 'docs', 'benchmark', 'cpu-1thread-b1.json')) as f:
+        models = json.load(f)['models']
+    extra = models['sb-r50']['params_M'] - models['r50']['params_M']
+    with open(osp.join(REPO, 'README.md'), encoding='utf-8') as f:
+        readme = f.read()
+    assert re.search(rf'\+{extra:.2f}M parameters on ResNet-50', readme)
+    # its throughput range: SB / R50 of every committed inference and
+    # training result
+    ratios = []
+    for path in glob.glob(osp.join(REPO, 'docs', 'benchmark', '*.json')):
+        with open(path) as f:
+            res = json.load(f)['ratios']
+        ratios += [r['sb-r50/r50'] for mode in ('infer', 'train')
+                   for r in res.get(mode, {}).values()]
+    text = ' '.join(readme.split())
+    assert f"{min(ratios):.2f}-{max(ratios):.2f}× ResNet-50's throughput" \
+        in text
