@@ -9,7 +9,7 @@
 # setup_env.sh's MMCV_VERSION, from the wheelhouse's sdist) against that torch,
 # with CUDA's compiler from the package registry (cuda-toolkit[nvcc,...] at the
 # version torch itself requires), for sm_90 only (TORCH_CUDA_ARCH_LIST), with
-# MAX_JOBS (default: all cores) compilers, niced. The build venv
+# MAX_JOBS (default: all cores) compilers, niced (MMSB_GPU_BUILD_NICE, 10). The build venv
 # (.venv-gpu-build, or MMSB_GPU_BUILD_VENV) and the source tree (kept under
 # ~/.cache/mmsb/gpu-mmcv-build: a stopped build resumes where ninja stopped)
 # are reused. The wheel lands in the wheelhouse, which tools/gpu_check.sh
@@ -45,6 +45,17 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY312" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
+# The device's torch (several GiB with its CUDA libraries) is already in the
+# rehearsal's venv when `make gpu-rehearsal` has run: the build venv reads it
+# from there (a .pth line) instead of downloading it again.
+REHEARSAL_SITE="$(ls -d "${MMSB_REHEARSAL_VENV:-$ROOT/.venv-gpu-rehearsal}"/lib/python3.12/site-packages 2>/dev/null || true)"
+BUILD_SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+if [[ -n "$REHEARSAL_SITE" && ! -f "$BUILD_SITE/mmsb-rehearsal-torch.pth" ]] && \
+   ls -d "$REHEARSAL_SITE/${TORCH_REQ/==/-}"*.dist-info >/dev/null 2>&1; then
+  echo "$REHEARSAL_SITE" > "$BUILD_SITE/mmsb-rehearsal-torch.pth"
+  echo "[mmcv-wheel] torch from $REHEARSAL_SITE"
+fi
+TORCH_SITE="$(cat "$BUILD_SITE/mmsb-rehearsal-torch.pth" 2>/dev/null || true)"
 # torch's own CUDA version: cuda-toolkit==X as torch requires it
 CTK="$("$PY" - "$CACHE" "$TORCH_REQ" <<'EOF' 2>/dev/null || true
 import sys
@@ -59,14 +70,15 @@ EOF
 )"
 if [[ -z "$CTK" ]]; then
   echo "[mmcv-wheel] $TORCH_REQ into $VENV"
-  PIP_CACHE_DIR="$CACHE/pip" "$PY" -m pip install -q --disable-pip-version-check \
-    "$TORCH_REQ" "setuptools>=77.0.3,<81" ninja wheel
+  PIP_CACHE_DIR="$CACHE/pip" "$PY" -m pip install -q --disable-pip-version-check "$TORCH_REQ"
   CTK="$("$PY" -c "
 from importlib import metadata
 r = next(r for r in metadata.requires('torch') if r.startswith('cuda-toolkit'))
 print(r.split('[')[0] + '==' + r.split('==')[1].split(';')[0].strip())")"
 fi
 echo "[mmcv-wheel] CUDA's compiler and headers: $CTK"
+PIP_CACHE_DIR="$CACHE/pip" "$PY" -m pip install -q --disable-pip-version-check \
+  "setuptools>=77.0.3,<81" ninja wheel
 PIP_CACHE_DIR="$CACHE/pip" "$PY" -m pip install -q --disable-pip-version-check \
   "${CTK/==/[nvcc,cccl,crt,nvvm,cudart,cublas,cusparse,cusolver,curand,cufft]==}"
 
@@ -81,11 +93,15 @@ NVCC="$(find "$SITE/nvidia" -path '*/bin/nvcc' -type f | head -n 1)"
 ln -s "$(dirname "$NVCC")" "$CUDA/bin"
 NVVM="$(find "$SITE/nvidia" -type d -name nvvm | head -n 1)"
 [[ -z "$NVVM" ]] || ln -s "$NVVM" "$CUDA/nvvm"
-for inc in $(find "$SITE/nvidia" -maxdepth 3 -type d -name include); do
-  for f in "$inc"/*; do [[ -e "$CUDA/include/$(basename "$f")" ]] || ln -s "$f" "$CUDA/include/"; done
-done
-for lib in $(find "$SITE/nvidia" -maxdepth 3 -type d -name lib); do
-  for f in "$lib"/*; do [[ -e "$CUDA/lib64/$(basename "$f")" ]] || ln -s "$f" "$CUDA/lib64/"; done
+# headers and libraries: the compiler's (here) and the runtime's (here, or in
+# the rehearsal's venv beside torch)
+for site in "$SITE" ${TORCH_SITE:+"$TORCH_SITE"}; do
+  for inc in $(find "$site/nvidia" -maxdepth 3 -type d -name include); do
+    for f in "$inc"/*; do [[ -e "$CUDA/include/$(basename "$f")" ]] || ln -s "$f" "$CUDA/include/"; done
+  done
+  for lib in $(find "$site/nvidia" -maxdepth 3 -type d -name lib); do
+    for f in "$lib"/*; do [[ -e "$CUDA/lib64/$(basename "$f")" ]] || ln -s "$f" "$CUDA/lib64/"; done
+  done
 done
 # the unversioned name the linker asks for
 for so in "$CUDA"/lib64/libcudart.so.*; do
@@ -99,7 +115,7 @@ SRC="$BUILD/mmcv-$MMCV_VERSION"
 echo "[mmcv-wheel] building $SRC for sm_${TORCH_CUDA_ARCH_LIST//./} with $MAX_JOBS jobs (log: $BUILD/build.log)"
 t=$SECONDS
 rm -rf "$BUILD/dist"
-MMCV_WITH_OPS=1 FORCE_CUDA=1 nice -n 10 "$PY" -m pip wheel -v --no-index --no-deps \
+MMCV_WITH_OPS=1 FORCE_CUDA=1 nice -n "${MMSB_GPU_BUILD_NICE:-10}" "$PY" -m pip wheel -v --no-index --no-deps \
   --no-build-isolation --no-cache-dir "$SRC" -w "$BUILD/dist" >"$BUILD/build.log" 2>&1 || {
   tail -n 30 "$BUILD/build.log" >&2; echo "[mmcv-wheel] build failed after $((SECONDS - t)) s" >&2
   exit 1; }
