@@ -34,8 +34,10 @@ The context tasks (``ctx-local``, ``ctx-global``, ``ctx-spatial``:
 claims to replace: ``nl`` (mmcv's NonLocal2d) and ``gc`` (ContextBlock);
 their metric is the object accuracy beyond the plain network's receptive
 field, and ``--costs`` times the four models interleaved
-(``context-costs.json``). Their part of the report is computed by
-``evidence_context.py``.
+(``context-costs.json``); ``--carry`` trains nothing and probes what the
+stored checkpoints' features and bias maps hold per disc
+(``context_carry.py``, ``<task>/carry.json``). Their part of the report is
+computed by ``evidence_context.py``.
 
 A task with ``probes`` also scores the shortcut probes of
 ``shortcut_probes.py`` on its data. Statistics: :func:`mmsb.analysis.
@@ -51,6 +53,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import shlex
 import statistics
 import subprocess
@@ -212,6 +215,12 @@ def parse_args(argv=None):
                    'and training step, interleaved, into RUNS_DIR/'
                    'context-costs.json (on a quiet machine: no runs beside '
                    'it)')
+    p.add_argument('--carry', action='store_true',
+                   help='context tasks: probe what the trained models\' '
+                   'features and bias maps hold per disc '
+                   '(context_carry.py), for the variants and seeds asked '
+                   'whose checkpoints are in --work-dir, into RUNS_DIR/'
+                   'TASK/carry.json (no training)')
     p.add_argument('--resume', action='store_true',
                    help='skip the runs whose result file exists')
     p.add_argument('--force', action='store_true',
@@ -566,6 +575,47 @@ def run_probes(args, task, log):
             f'{k} {res[k]:.1f}%' for k in PROBES))
 
 
+def run_carry(args, task, log):
+    """``--carry``: probe the stored checkpoints of the task's runs asked
+    for (``context_carry.carry``); keep them in ``carry.json`` beside the
+    runs, by variant and seed."""
+    from context_carry import carry
+    path = osp.join(args.runs_dir, task, 'carry.json')
+    store = {}
+    if osp.isfile(path):
+        with open(path) as f:
+            store = json.load(f)
+    for run in plan(args):
+        if run.task != task:
+            continue
+        key = f'{run.variant}-seed{run.seed}'
+        ckpts = sorted(glob.glob(osp.join(run.work_dir, 'iter_*.pth')),
+                       key=lambda p: int(re.findall(r'\d+',
+                                                    osp.basename(p))[0]))
+        if not ckpts:
+            log(f'  {task} {key} carry: no checkpoint in {run.work_dir}, '
+                f'skipped')
+            continue
+        if key in store and args.resume:
+            log(f'  {task} {key} carry: done before, reused (--resume)')
+            continue
+        res = carry(run.config, ckpts[-1], cfg_options=_parsed(
+            run_options(args, task, run.variant)))
+        if osp.isfile(run.result):  # the model's own accuracy, beside
+            with open(run.result) as f:
+                res['model'] = json.load(f).get('metrics', {})
+        res.update(variant=run.variant, seed=run.seed,
+                   checkpoint=osp.relpath(ckpts[-1], REPO),
+                   commit=provenance(args, run)['commit'])
+        store[key] = res
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            json.dump(store, f, indent=1, sort_keys=True)
+        log(f'  {task} {key} carry (beyond / within the field): ' + ', '.join(
+            f'{k} {v["beyond"]:.1f} / {v["within"]:.1f}%'
+            for k, v in res['probes'].items() if k in ('features', 'sb')))
+
+
 def measure_context_costs(args, log):
     """``--costs``: the context models of the first context task asked
     for (the same models on every rule), timed interleaved."""
@@ -610,11 +660,22 @@ def load_runs(runs_dir):
         if osp.basename(path) == 'probes.json':
             probes[task] = rec
             continue
+        if osp.basename(path) == 'carry.json':  # load_carry's
+            continue
         runs.setdefault(task, {}).setdefault(rec['variant'], []).append(rec)
     for task in runs.values():
         for recs in task.values():
             recs.sort(key=lambda r: r['seed'])
     return runs, probes
+
+
+def load_carry(runs_dir):
+    """``{task: {'<variant>-seed<k>': carry probes}}`` (``--carry``)."""
+    out = {}
+    for path in sorted(glob.glob(osp.join(runs_dir, '*', 'carry.json'))):
+        with open(path) as f:
+            out[osp.basename(osp.dirname(path))] = json.load(f)
+    return out
 
 
 def compare(by_variant, variant, base):
@@ -822,8 +883,8 @@ def plot_task(summary, path, comparisons=None):
 
 def write_report(args, argv):
     import jinja2
-    from evidence_context import (cost_rows, load_costs, nl_share,
-                                  plot_curves)
+    from evidence_context import (carry_rows, cost_rows, load_costs,
+                                  nl_share, plot_curves)
     from evidence_context import task_summary as context_summary
     runs, probes = load_runs(args.runs_dir)
     family = {t: TASKS[t].get('family') for t in runs if t in TASKS}
@@ -840,6 +901,9 @@ def write_report(args, argv):
     for t in context:
         t['figure'] = f'{osp.basename(args.fig_dir)}/{t["name"]}.png'
         plot_curves(t, osp.join(args.fig_dir, f'{t["name"]}.png'))
+    carried = load_carry(args.runs_dir)
+    for t in context:
+        t['carry'] = carry_rows(carried.get(t['name'], {}), titles)
     costs = load_costs(args.runs_dir)
     crows = cost_rows(costs, context)
     context = dict(
@@ -999,7 +1063,11 @@ def main(argv=None):
 
     if args.costs:
         measure_context_costs(args, log)
-    if not args.report_only:
+    if args.carry:
+        for task in args.tasks:
+            if TASKS[task].get('family') == 'context':
+                run_carry(args, task, log)
+    if not args.report_only and not args.carry:
         for task in args.tasks:
             runs = [r for r in plan(args) if r.task == task]
             todo = [r for r in runs

@@ -146,6 +146,30 @@ def _mean(values):
     return sum(values) / len(values) if values else float('nan')
 
 
+def carry_rows(store, titles):
+    """Rows of the carry table (``--carry``): per variant, over the seeds
+    probed, the mean validation accuracy of each probe beyond and within
+    the field, beside the model's own accuracy beyond it."""
+    by_variant = {}
+    for rec in store.values():
+        by_variant.setdefault(rec['variant'], []).append(rec)
+    rows = []
+    for v in MODELS + ABLATIONS + tuple(FOUR_X):
+        recs = sorted(by_variant.get(v, []), key=lambda r: r['seed'])
+        if not recs:
+            continue
+        row = dict(variant=v, title=titles.get(v, v), n=len(recs),
+                   seeds=[r['seed'] for r in recs])
+        row['model_beyond'] = _mean([r.get('model', {}).get(
+            'obj/acc_beyond', float('nan')) for r in recs])
+        for name in ('features', 'sb'):
+            if all(name in r['probes'] for r in recs):
+                row[name] = {k: _mean([r['probes'][name][k] for r in recs])
+                             for k in ('beyond', 'within')}
+        rows.append(row)
+    return rows
+
+
 def task_summary(task, spec, by_variant, probes, compare, titles):
     """What the template shows of one context task: a row per model (and
     per optional variant) with its accuracy beyond and within the field and

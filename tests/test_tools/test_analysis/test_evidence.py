@@ -115,6 +115,30 @@ def test_quick_mode_stores_runs_and_renders_from_them(tmp_path):
     assert re.search(r'^\| non-local \(NonLocal2d\) \| 1 \|', text, re.M)
     assert '### Cost beside effect' in text and '| nl |' in text
 
+    # what the trained models' features hold (--carry): no training, the
+    # checkpoints of the runs above, stored by variant and seed
+    probed = call('--resume', '--force', '--carry', '--tasks', 'ctx-spatial',
+                  '--variants', 'plain', 'sb', 'gc')
+    assert probed.returncode == 0, probed.stdout[-3000:] + \
+        probed.stderr[-3000:]
+    assert 'started' not in probed.stdout
+    carried = json.loads((runs / 'ctx-spatial' / 'carry.json').read_text())
+    assert set(carried) == {'plain-seed0', 'sb-seed0', 'gc-seed0'}
+    assert set(carried['sb-seed0']['probes']) == {
+        'features', 'sb', 'sb.layer1.0', 'sb.layer1.1', 'sb.layer2.0',
+        'sb.layer2.1'}
+    assert set(carried['gc-seed0']['probes']) == {'features'}
+    assert carried['sb-seed0']['checkpoint'].endswith('.pth')
+    assert carried['sb-seed0']['model']['obj/acc_beyond'] == json.loads(
+        (runs / 'ctx-spatial' / 'sb-seed0.json').read_text())['metric']
+    text = report.read_text()
+    section = text[text.index('### What the features hold'):]
+    assert re.search(r'^\| spatial \| SB \(paper defaults\) \| 0 \| [\d.]+ '
+                     r'\| [\d.]+ \([\d.]+\) \| [\d.]+ \([\d.]+\) \|$',
+                     section, re.M), section[:1500]
+    assert re.search(r'^\| spatial \| GCNet \(ContextBlock\) \| 0 \| .* '
+                     r'\| – \|$', section, re.M)
+
     # an ablation and the 4x schedule, added to the stored runs: their
     # sections appear, the 4x runs train 4x the iterations
     more = call('--resume', '--force', '--tasks', 'control', '--variants',
