@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks in one command on a lent GPU machine that reaches no network
-# (docs/benchmark.md, "On a GPU machine"). Here, first: bash tools/gpu_wheelhouse.sh;
+# (docs/benchmark.md, "The GPU check"). Here, first: bash tools/gpu_wheelhouse.sh;
 # the folder wheelhouse-gpu/ travels with the working tree (carried: it is ignored).
 #
 #   bash tools/gpu_check.sh                   # everything, within --budget seconds
