@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from shortcut_probes import fit_probe  # noqa: E402
+from shortcut_probes import context_config, fit_probe  # noqa: E402
 
 
 def disc_means(maps, objects, size):
@@ -103,26 +103,12 @@ def carry(config, checkpoint, seed=0, epochs=400, device='cpu',
           cfg_options=None):
     """``{'field', 'n_within', 'n_beyond', 'probes': {name: {'all',
     'within', 'beyond'}}}`` for a context config and its checkpoint."""
-    from mmengine.config import Config
     from mmengine.runner import load_checkpoint
     from mmseg.apis import init_model
-
-    from mmsb.data.demo import generate_if_missing
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} not found')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    evaluators = cfg.val_evaluator if isinstance(cfg.val_evaluator, list) \
-        else [cfg.val_evaluator]
-    fields = [e['field'] for e in evaluators
-              if e['type'] == 'ContextObjectAccuracy']
-    if not fields:
-        raise ValueError(f'{config}: no ContextObjectAccuracy in '
-                         f'val_evaluator: not a context config')
-    field = fields[0]
+    cfg, field = context_config(config, cfg_options)
     ds = cfg.train_dataloader.dataset
-    generate_if_missing('context', ds.data_root, **(ds.get('demo_cfg') or {}))
     # the weights alone: init checkpoints (work_dirs/evidence/<task>/init)
     # carry no dataset meta, which init_model would ask for
     model = init_model(cfg, None, device=device)

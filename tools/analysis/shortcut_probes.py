@@ -185,9 +185,9 @@ def run_context_probes(root, field, seed=0, epochs=400):
     return out
 
 
-def config_context_probes(config, cfg_options=None, seed=0):
-    """Context probes for a context config: its validation data (generated
-    if missing) and the ``field`` of its ``ContextObjectAccuracy``."""
+def context_config(config, cfg_options=None):
+    """A context config (with ``cfg_options``), its data generated if
+    missing, and the ``field`` of its ``ContextObjectAccuracy``."""
     from mmengine.config import Config
 
     from mmsb.data.demo import generate_if_missing
@@ -204,8 +204,15 @@ def config_context_probes(config, cfg_options=None, seed=0):
     if not fields:
         raise ValueError(f'{config}: no ContextObjectAccuracy in '
                          f'val_evaluator, so no receptive field to probe')
-    return dict(field=fields[0],
-                **run_context_probes(ds.data_root, fields[0], seed=seed))
+    return cfg, fields[0]
+
+
+def config_context_probes(config, cfg_options=None, seed=0):
+    """Context probes for a context config: its validation data (generated
+    if missing) and the ``field`` of its ``ContextObjectAccuracy``."""
+    cfg, field = context_config(config, cfg_options)
+    return dict(field=field, **run_context_probes(
+        cfg.train_dataloader.dataset.data_root, field, seed=seed))
 
 
 def main(argv=None):
