@@ -449,6 +449,7 @@ start_build() {
   BUILD_REACHED=1   # from here on the ops steps may run
   selected mmcv-build || { record mmcv-build "not selected" "" ""; return; }
   if [[ -n "$(prebuilt)" ]]; then
+    ((DRY)) && echo "--- mmcv-build: nothing to build, the wheelhouse carries $(basename "$(prebuilt)")"
     record mmcv-build PASS 0 "prebuilt, carried: $(basename "$(prebuilt)")"; return
   fi
   ((BUILD)) || { record mmcv-build SKIP "" "--no-build"; return; }

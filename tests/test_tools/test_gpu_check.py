@@ -41,15 +41,30 @@ def test_the_table_orders_the_steps():
 
 
 @pytest.mark.parametrize('mode', [(), ('--cpu-smoke', ), ('--rehearsal', )])
-def test_the_dry_run_follows_the_table(mode):
+def test_the_dry_run_follows_the_table(mode, tmp_path):
     table = _table()
-    shown = _dry(*mode)
+    # a wheelhouse without a prebuilt mmcv (not the one a developer may have)
+    shown = _dry(*mode, '--wheelhouse', str(tmp_path))
     expected = [(s, lim) for s, lim, how in table if how != 'build']
     assert [(s, lim) for s, lim in shown if s != 'mmcv-build'] == expected
     if not mode:  # the device run builds mmcv between the benchmarks and the tests
         names = [s for s, _ in shown]
         assert names.index('mmcv-build') == \
             [s for s, _, _ in table].index('mmcv-build')
+
+
+def test_a_carried_mmcv_wheel_replaces_the_build(tmp_path):
+    """With tools/gpu_mmcv_wheel.sh's wheel in the wheelhouse, the device
+    run builds nothing and installs that wheel."""
+    (tmp_path / 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl').write_bytes(b'')
+    proc = subprocess.run(['bash', CHECK, '--dry-run', '--wheelhouse',
+                           str(tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    steps = re.findall(r'^--- (\S+) \(limit', proc.stdout, re.M)
+    assert 'mmcv-build' not in steps and 'mmcv-install' in steps
+    assert ('--- mmcv-build: nothing to build, the wheelhouse carries '
+            'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl') in proc.stdout
 
 
 def test_the_header_documents_every_step_and_the_rehearsal_uses_it():
