@@ -39,11 +39,20 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from shortcut_probes import context_config, fit_probe  # noqa: E402
 
 
-def disc_means(maps, objects, size):
-    """(objects, C) means of ``maps`` (C, h, w), resized to ``size``, over
-    each disc's pixels."""
-    up = F.interpolate(maps[None].float(), size=size, mode='bilinear',
+def disc_means(maps, objects, size, padded=None):
+    """(objects, C) means of ``maps`` (C, h, w) over each disc's pixels.
+
+    The maps cover the network's input: the image of ``size`` (h, w), padded
+    at the bottom and right to ``padded`` when the data preprocessor pads
+    it. They are resized bilinearly to the input and cropped to the image.
+    """
+    padded = tuple(padded or size)
+    if padded[0] < size[0] or padded[1] < size[1]:
+        raise ValueError(f'padded size {padded} is smaller than the image '
+                         f'{tuple(size)}')
+    up = F.interpolate(maps[None].float(), size=padded, mode='bilinear',
                        align_corners=False)[0].numpy()
+    up = up[:, :size[0], :size[1]]
     out = []
     for obj in objects:
         mask = np.zeros(size, np.uint8)
@@ -74,6 +83,9 @@ def collect(model, root, split, batch_size=16):
             hooks.append(module.register_forward_hook(
                 lambda m, i, o, key=key: captured.__setitem__(key,
                                                               o.detach())))
+    # the size of the network's input, as the data preprocessor padded it
+    hooks.append(model.backbone.register_forward_pre_hook(
+        lambda m, args: captured.__setitem__('_input', args[0].shape[-2:])))
     feats = {}
     labels, gaps = [], []
     try:
@@ -85,9 +97,11 @@ def collect(model, root, split, batch_size=16):
                 inference_model(model, paths)
             for b, rec in enumerate(recs):
                 size = cv2.imread(paths[b]).shape[:2]
+                pad = tuple(captured['_input'])
                 for key, maps in captured.items():
-                    feats.setdefault(key, []).append(
-                        disc_means(maps[b], rec['objects'], size))
+                    if key != '_input':
+                        feats.setdefault(key, []).append(
+                            disc_means(maps[b], rec['objects'], size, pad))
                 labels += [o['label'] - 1 for o in rec['objects']]
                 gaps += [o['gap'] for o in rec['objects']]
     finally:

@@ -29,6 +29,20 @@ def test_disc_means_average_exactly_the_disc():
     assert out[1, 0] == pytest.approx(0.0)
 
 
+def test_disc_means_read_a_padded_input_where_the_image_is():
+    """A map of a 16 x 16 input that holds a 12 x 12 image padded at the
+    bottom and right: the image's pixels are its top-left 12 x 12."""
+    maps = torch.zeros(1, 16, 16)
+    maps[0, 8:12, 8:12] = 1.0
+    objs = [dict(centre=[10.0, 10.0], radius=1.0)]
+    out = carry_tool.disc_means(maps, objs, (12, 12), padded=(16, 16))
+    assert out[0, 0] == pytest.approx(1.0)
+    # read as if it were unpadded, the disc lands elsewhere
+    assert carry_tool.disc_means(maps, objs, (12, 12))[0, 0] < 0.9
+    with pytest.raises(ValueError, match=r'padded size \(8, 8\) is smaller'):
+        carry_tool.disc_means(maps, objs, (12, 12), padded=(8, 8))
+
+
 def _init_checkpoint(model_prefix, path):
     from mmseg.registry import MODELS
     cfg = Config.fromfile(CFG.format(model_prefix))
