@@ -84,7 +84,7 @@ PIP_CACHE_DIR="$CACHE/pip" "$PY" -m pip install -q --disable-pip-version-check \
 
 # A CUDA_HOME as torch's extension builder expects it (bin/nvcc, include/,
 # lib64/), made of links into the nvidia packages.
-SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+SITE="$BUILD_SITE"
 CUDA="$BUILD/cuda-home"
 rm -rf "$CUDA"
 mkdir -p "$CUDA/include" "$CUDA/lib64"
