@@ -58,13 +58,18 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _machine
 # Name; the paper's params (M), GFLOPs, throughput (img/s): Tables 8, 9.
 ZOO = {'r50': ('ResNet-50', 25.56, 4.11, 2042),
        'sb-r50': ('SB-ResNet-50', 25.99, 4.13, 1836),
+       # the same model computing norm2 and conv3 on the concatenated tensor
+       # (SBBottleneck.concat_conv3), as the paper's code: not in the default
+       'sb-r50-cat': ('SB-ResNet-50 (concat conv3)', 25.99, 4.13, 1836),
        'se50': ('SE-ResNet-50', 28.09, 4.14, 1787),
        'sb-se50': ('SB-SE-ResNet-50', 28.52, 4.16, 1626),
        'nl50': ('NLNet-50', 32.92, 7.66, 1353),
        'sb-nl50': ('SB-NLNet-50', 33.35, 7.68, 1276),
        'gc50': ('GCNet-50 (all)', 28.08, 4.12, 1719),
        'sb-gc50': ('SB-GCNet-50 (all)', 28.51, 4.14, 1613)}
-PEERS = ('r50', 'nl50', 'gc50')    # summary ratios: SB-ResNet-50 / peer
+# summary ratios: SB-ResNet-50 / peer
+PEERS = ('r50', 'nl50', 'gc50', 'sb-r50-cat')
+DEFAULT_MODELS = [k for k in ZOO if k != 'sb-r50-cat']
 # NLNet (Wang et al.): 5 non-local blocks (embedded Gaussian), after conv3
 # of every other block of res3 (2 of 4) and res4 (3 of 6).
 NL_PLUGIN = dict(
@@ -83,9 +88,10 @@ DEFAULTS = dict(cpu=dict(infer=(2, 15), train=(1, 3), det=(1, 5)),
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=(
         argparse.RawDescriptionHelpFormatter))
-    p.add_argument('--models', nargs='+', default=list(ZOO),
+    p.add_argument('--models', nargs='+', default=DEFAULT_MODELS,
                    choices=list(ZOO), metavar='MODEL', help=f'from '
-                   f'{", ".join(ZOO)} (default: all); r50 always runs')
+                   f'{", ".join(ZOO)} (default: all but sb-r50-cat); r50 '
+                   'always runs')
     p.add_argument('--mode', default='all', choices=['infer', 'train', 'det',
                    *MODES], help='both: infer + train; all: both + det')
     p.add_argument('--batch-sizes', type=int, nargs='+', default=[1],
@@ -174,11 +180,17 @@ def backbone_cfg(key):
 def build_classifier(key):
     """ImageNet classifier (GAP + fc 1000) through mmpretrain's registry."""
     from mmpretrain.registry import MODELS
-    return MODELS.build(dict(
+
+    from mmsb.models import SBBottleneck
+    model = MODELS.build(dict(
         _scope_='mmpretrain', type='ImageClassifier',
         backbone=backbone_cfg(key), neck=dict(type='GlobalAveragePooling'),
         head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048,
                   loss=dict(type='CrossEntropyLoss'))))
+    for block in model.modules():
+        if isinstance(block, SBBottleneck):
+            block.concat_conv3 = key == 'sb-r50-cat'
+    return model
 
 
 def build_detectors():
@@ -443,7 +455,9 @@ DOC_MARKS = ('<!-- bench: results -->', '<!-- bench: end -->')
 
 def docs_results(folder=osp.join(DOCS, 'benchmark')):
     """docs/benchmark.md's results: the tables of every committed result
-    in ``folder`` (``*.json``), in name order, each under its file name."""
+    in ``folder`` (``*.json``), in name order, each under its file name;
+    then, per sub-folder (a series of repeated runs), one row per run with
+    its SB-ResNet-50 ratios (:func:`series`)."""
     out = []
     for path in sorted(glob.glob(osp.join(folder, '*.json'))):
         with open(path) as f:
@@ -452,7 +466,39 @@ def docs_results(folder=osp.join(DOCS, 'benchmark')):
         out += ['', f'### `{osp.relpath(path, DOCS)}`', ''] + [
             '#' + line if line.startswith('### ') else line
             for line in report(res)]
+    for sub in sorted(glob.glob(osp.join(folder, '*', ''))):
+        out += ['', f'### `{osp.relpath(sub, DOCS)}/`: repeated runs', '']
+        out += series(sorted(glob.glob(osp.join(sub, '*.json'))))
     return '\n'.join(out + [''])
+
+
+def series(paths):
+    """One row per run (file): commit, mode, batch, threads and its
+    throughput ratios SB-ResNet-50 / peer (the peers some run has); then
+    the median of the runs per commit, mode, batch and threads."""
+    rows, groups, results = [], {}, []
+    for path in paths:
+        with open(path) as f:
+            results.append((path, json.load(f)))
+    cols = [p for p in ('r50', 'sb-r50-cat', 'nl50', 'gc50') if any(
+        f'sb-r50/{p}' in r for _, res in results
+        for per in res['ratios'].values() for r in per.values())]
+    for path, res in results:
+        m = res['machine']
+        for mode, per in res['ratios'].items():
+            for bs, r in per.items():
+                key = (m.get('commit') or '-', mode, bs, str(m['threads']) +
+                       ', channels_last' * m['channels_last'])
+                vals = [r.get(f'sb-r50/{p}') for p in cols]
+                rows.append([osp.basename(path), *key] + [
+                    '-' if v is None else f'{v:.3f}' for v in vals])
+                groups.setdefault(key, []).append(vals)
+    for key, runs in groups.items():
+        rows.append([f'median of {len(runs)}', *key] + [
+            '-' if any(v is None for v in col) else
+            f'{statistics.median(col):.3f}' for col in zip(*runs)])
+    return table(['run', 'commit', 'mode', 'batch', 'threads'] + [
+        f'SB / {ZOO[p][0]}' for p in cols], rows)
 
 
 def update_docs(page=osp.join(DOCS, 'benchmark.md')):

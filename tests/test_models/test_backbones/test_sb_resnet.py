@@ -148,6 +148,75 @@ def test_with_cp_dcn_gn_syncbn_caffe():
     assert dcn1.layer2[0].conv2.in_channels == 128 + 3
 
 
+def _block(norm_cfg, momentum=0.1):
+    torch.manual_seed(0)
+    down = nn.Sequential(nn.Conv2d(32, 64, 1, 2, bias=False),
+                         nn.BatchNorm2d(64))
+    blk = SBBottleneck(32, 16, stride=2, downsample=down, sb_cfg=dict(),
+                       norm_cfg=norm_cfg)
+    g = torch.Generator().manual_seed(1)
+    for m in blk.modules():   # non-trivial norms, so that parts can differ
+        if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            m.weight.data.copy_(torch.rand(m.num_features if hasattr(
+                m, 'num_features') else m.num_channels, generator=g) + .5)
+            m.bias.data.normal_(0, .3, generator=g)
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = momentum
+            m.running_mean.normal_(0, .3, generator=g)
+            m.running_var.uniform_(.5, 1.5, generator=g)
+    return blk
+
+
+@pytest.mark.parametrize('train', [True, False], ids=['train', 'eval'])
+@pytest.mark.parametrize('norm_cfg,momentum', [
+    (dict(type='BN'), 0.1), (dict(type='BN'), None),
+    (dict(type='GN', num_groups=4), 0.1)], ids=['BN', 'BN-cumulative', 'GN'])
+def test_split_conv3_equals_the_concatenation(norm_cfg, momentum, train):
+    """norm2 and conv3 run on the conv and the bias channels apart (no
+    planes + K channel tensor): output, gradients and updated buffers are
+    those of the concatenated path, two steps in a row."""
+    split, cat = _block(norm_cfg, momentum), _block(norm_cfg, momentum)
+    cat.concat_conv3 = True
+    assert split._split_conv3 and not cat._split_conv3
+    split.train(train), cat.train(train)
+    for step in range(2):
+        x = torch.randn(2, 32, 19, 13, generator=torch.Generator(
+        ).manual_seed(step))
+        xs, xc = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out = split(xs)
+        want = cat(xc)
+        torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+        g = torch.randn_like(out)
+        out.backward(g)
+        want.backward(g)
+        torch.testing.assert_close(xs.grad, xc.grad, rtol=1e-4, atol=1e-5)
+        for (name, p), q in zip(split.named_parameters(), cat.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-4,
+                                       msg=name)
+        for (name, b), c in zip(split.named_buffers(), cat.buffers()):
+            torch.testing.assert_close(b, c, rtol=1e-5, atol=1e-6, msg=name)
+    if train and 'BN' in norm_cfg['type']:
+        assert int(split.norm2.num_batches_tracked) == 2
+        assert not torch.equal(split.norm2.running_mean[-3:],
+                               _block(norm_cfg).norm2.running_mean[-3:])
+
+
+def test_split_conv3_only_where_it_is_the_same_layer():
+    """Plugins after conv2 see the widened tensor, SyncBN needs its own
+    forward, 'add' and 'conv1' widen nothing at conv3: these keep the
+    concatenation."""
+    assert all(b._split_conv3 for _, b in SBResNet(depth=50).sb_blocks())
+    nl = SBResNet(depth=50, plugins=[dict(
+        cfg=dict(type='NonLocal2d', reduction=2),
+        stages=(True, False, False, False), position='after_conv2')])
+    assert not nl.layer1[0]._split_conv3 and nl.layer2[0]._split_conv3
+    for kwargs in (dict(norm_cfg=dict(type='SyncBN')),
+                   dict(sb_cfg=dict(fusion='add')), dict(sb_position='conv1'),
+                   dict(conv_cfg=dict(type='ConvWS'))):
+        m = SBResNet(depth=50, **kwargs)
+        assert not m.layer1[0]._split_conv3, kwargs
+
+
 def test_v1c_v1d_stems():
     assert hasattr(SBResNetV1c(depth=50), 'stem')
     v1d = SBResNetV1d(depth=50)
