@@ -212,18 +212,15 @@ def _batch_norm_parts(norm: nn.BatchNorm2d, a: torch.Tensor,
     batch_stats = norm.training or (norm.running_mean is None
                                     and norm.running_var is None)
     keep = not norm.training or norm.track_running_stats
+    stats = (norm.running_mean, norm.running_var) if keep else (None, None)
     parts, lo = [], 0
     for x in (a, b):
-        hi = lo + x.shape[1]
-        part = slice(lo, hi)
-
-        def sl(t):
-            return None if t is None else t[part]
+        part = slice(lo, lo + x.shape[1])
+        mean, var, weight, bias = (None if t is None else t[part] for t in (
+            *stats, norm.weight, norm.bias))
         parts.append(nn.functional.batch_norm(
-            x, sl(norm.running_mean) if keep else None,
-            sl(norm.running_var) if keep else None, sl(norm.weight),
-            sl(norm.bias), batch_stats, factor, norm.eps))
-        lo = hi
+            x, mean, var, weight, bias, batch_stats, factor, norm.eps))
+        lo = part.stop
     return parts
 
 
