@@ -58,18 +58,13 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # _machine
 # Name; the paper's params (M), GFLOPs, throughput (img/s): Tables 8, 9.
 ZOO = {'r50': ('ResNet-50', 25.56, 4.11, 2042),
        'sb-r50': ('SB-ResNet-50', 25.99, 4.13, 1836),
-       # the same model computing norm2 and conv3 on the concatenated tensor
-       # (SBBottleneck.concat_conv3), as the paper's code: not in the default
-       'sb-r50-cat': ('SB-ResNet-50 (concat conv3)', 25.99, 4.13, 1836),
        'se50': ('SE-ResNet-50', 28.09, 4.14, 1787),
        'sb-se50': ('SB-SE-ResNet-50', 28.52, 4.16, 1626),
        'nl50': ('NLNet-50', 32.92, 7.66, 1353),
        'sb-nl50': ('SB-NLNet-50', 33.35, 7.68, 1276),
        'gc50': ('GCNet-50 (all)', 28.08, 4.12, 1719),
        'sb-gc50': ('SB-GCNet-50 (all)', 28.51, 4.14, 1613)}
-# summary ratios: SB-ResNet-50 / peer
-PEERS = ('r50', 'nl50', 'gc50', 'sb-r50-cat')
-DEFAULT_MODELS = [k for k in ZOO if k != 'sb-r50-cat']
+PEERS = ('r50', 'nl50', 'gc50')    # summary ratios: SB-ResNet-50 / peer
 # NLNet (Wang et al.): 5 non-local blocks (embedded Gaussian), after conv3
 # of every other block of res3 (2 of 4) and res4 (3 of 6).
 NL_PLUGIN = dict(
@@ -88,10 +83,9 @@ DEFAULTS = dict(cpu=dict(infer=(2, 15), train=(1, 3), det=(1, 5)),
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=(
         argparse.RawDescriptionHelpFormatter))
-    p.add_argument('--models', nargs='+', default=DEFAULT_MODELS,
+    p.add_argument('--models', nargs='+', default=list(ZOO),
                    choices=list(ZOO), metavar='MODEL', help=f'from '
-                   f'{", ".join(ZOO)} (default: all but sb-r50-cat); r50 '
-                   'always runs')
+                   f'{", ".join(ZOO)} (default: all); r50 always runs')
     p.add_argument('--mode', default='all', choices=['infer', 'train', 'det',
                    *MODES], help='both: infer + train; all: both + det')
     p.add_argument('--batch-sizes', type=int, nargs='+', default=[1],
@@ -180,17 +174,11 @@ def backbone_cfg(key):
 def build_classifier(key):
     """ImageNet classifier (GAP + fc 1000) through mmpretrain's registry."""
     from mmpretrain.registry import MODELS
-
-    from mmsb.models import SBBottleneck
-    model = MODELS.build(dict(
+    return MODELS.build(dict(
         _scope_='mmpretrain', type='ImageClassifier',
         backbone=backbone_cfg(key), neck=dict(type='GlobalAveragePooling'),
         head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048,
                   loss=dict(type='CrossEntropyLoss'))))
-    for block in model.modules():
-        if isinstance(block, SBBottleneck):
-            block.concat_conv3 = key == 'sb-r50-cat'
-    return model
 
 
 def build_detectors():
@@ -480,7 +468,7 @@ def series(paths):
     for path in paths:
         with open(path) as f:
             results.append((path, json.load(f)))
-    cols = [p for p in ('r50', 'sb-r50-cat', 'nl50', 'gc50') if any(
+    cols = [p for p in PEERS if any(
         f'sb-r50/{p}' in r for _, res in results
         for per in res['ratios'].values() for r in per.values())]
     for path, res in results:

@@ -32,12 +32,8 @@ CONV = 'mmsb/converters.py'
 _SB_AT_CONV2 = ('            bias = sb(out) if at_conv2 else None\n'
                 '            out = self.conv2(out)\n')
 _FUSE_AT_CONV2 = ('            out = self.conv2(out)\n'
-                  '            if at_conv2 and self._split_conv3:\n'
-                  '                out = self.norm3(self._norm2_conv3_split('
-                  'out, bias))\n'
-                  '            else:\n'
-                  '                if at_conv2:\n'
-                  '                    out = sb.fuse(out, bias)')
+                  '            if at_conv2:\n'
+                  '                out = sb.fuse(out, bias)')
 
 # (name, file, exact old text, new text)
 MUTANTS = [
@@ -77,24 +73,10 @@ MUTANTS = [
      'bias = sb(out) if at_conv2 else None',
      'bias = sb(self.norm1(self.conv1(x))) if at_conv2 else None'),
     ('bias maps joined before conv2', BLOCK, _FUSE_AT_CONV2,
-     '            out = self.conv2(sb.fuse(out, bias) if at_conv2 else out)\n'
-     '            if False:\n'
-     '                pass\n'
+     '            if at_conv2:\n'
+     '                out = self.conv2(sb.fuse(out, bias))\n'
      '            else:\n'
-     '                if False:\n'
-     '                    pass'),
-    # the conv3 split (norm2 and conv3 on conv and bias channels apart)
-    ('split: bias channels skip the ReLU', BLOCK,
-     'nn.functional.conv2d(self.relu(b), w[:, c:])',
-     'nn.functional.conv2d(b, w[:, c:])'),
-    ("split: bias channels read conv3's first columns", BLOCK,
-     'nn.functional.conv2d(self.relu(b), w[:, c:])',
-     'nn.functional.conv2d(self.relu(b), w[:, :b.shape[1]])'),
-    ('split: running statistics of norm2 not updated', BLOCK,
-     'stats = (norm.running_mean, norm.running_var) if keep else',
-     'stats = (None, None) if keep else'),
-    ('split: num_batches_tracked not advanced', BLOCK,
-     'norm.num_batches_tracked.add_(1)', 'pass'),
+     '                out = self.conv2(out)'),
     ('widened-norm weight filled with 0', BLOCK,
      "(('weight', 1.0), ('bias', 0.0),", "(('weight', 0.0), ('bias', 0.0),"),
     ('widened-norm running_mean filled with 1', BLOCK,

@@ -49,12 +49,6 @@ class SBBottleneck(Bottleneck):
         **kwargs: Arguments of mmdet's ``Bottleneck``.
     """
 
-    #: Compute norm2 and conv3 on the concatenated tensor everywhere, as
-    #: the paper's code does, instead of on its two parts where that is the
-    #: same layer (:attr:`_split_conv3`). The same function; a reference
-    #: for tests and ``tools/analysis/benchmark.py --models sb-r50-cat``.
-    concat_conv3 = False
-
     def __init__(self,
                  inplanes: int,
                  planes: int,
@@ -131,16 +125,13 @@ class SBBottleneck(Bottleneck):
 
             bias = sb(out) if at_conv2 else None
             out = self.conv2(out)
-            if at_conv2 and self._split_conv3:
-                out = self.norm3(self._norm2_conv3_split(out, bias))
-            else:
-                if at_conv2:
-                    out = sb.fuse(out, bias)   # [conv2(out), SB(out)], Eq. 1
-                out = self.relu(self.norm2(out))
-                if self.with_plugins:
-                    out = self.forward_plugin(
-                        out, self.after_conv2_plugin_names)
-                out = self.norm3(self.conv3(out))
+            if at_conv2:
+                out = sb.fuse(out, bias)       # [conv2(out), SB(out)], Eq. 1
+            out = self.relu(self.norm2(out))
+            if self.with_plugins:
+                out = self.forward_plugin(out, self.after_conv2_plugin_names)
+
+            out = self.norm3(self.conv3(out))
             if self.with_plugins:
                 out = self.forward_plugin(out, self.after_conv3_plugin_names)
             if self.downsample is not None:
@@ -154,40 +145,6 @@ class SBBottleneck(Bottleneck):
             out = _inner_forward(x)
         return self.relu(out)
 
-    @property
-    def _split_conv3(self) -> bool:
-        """Whether :meth:`_norm2_conv3_split` computes this block: SB
-        concatenated after conv2, norm2 a plain BatchNorm2d (or SplitNorm),
-        conv3 a plain 1x1 Conv2d without bias, no plugin between them."""
-        return (not self.concat_conv3 and self.sb_channels > 0
-                and self.sb_position == 'conv2'
-                and type(self.conv3) is nn.Conv2d and self.conv3.bias is None
-                and type(self.norm2) in (nn.BatchNorm2d, SplitNorm)
-                and not (self.with_plugins
-                         and self.after_conv2_plugin_names))
-
-    def _norm2_conv3_split(self, out: torch.Tensor,
-                           bias: torch.Tensor) -> torch.Tensor:
-        """``conv3(relu(norm2([out, up(bias)])))`` without building the
-        ``planes + num_bias`` channel tensor.
-
-        The norm and ReLU act per channel and the 1x1 conv is linear in its
-        input channels, so the conv channels and the bias channels go their
-        own way and meet in the sum: ``W[:, :C] * a + W[:, C:] * b``. Same
-        parameters, buffers and checkpoint keys as the concatenation; on
-        CPUs the 64-channel convolution is a fast case and 67 is not
-        (docs/benchmark.md, "What spatial bias costs")."""
-        sb, c = self.spatial_bias, out.shape[1]
-        up = sb.upsample(bias, out.shape[-2:], out.dtype)
-        norm = self.norm2
-        if isinstance(norm, SplitNorm):
-            a, b = norm.main(out), norm.extra(up)
-        else:
-            a, b = _batch_norm_parts(norm, out, up)
-        w = self.conv3.weight
-        return (nn.functional.conv2d(self.relu(a), w[:, :c]) +
-                nn.functional.conv2d(self.relu(b), w[:, c:]))
-
     def widened_layers(self):
         """(norm name, next conv name) widened by the concatenation, or None."""
         if self.spatial_bias is None or self.sb_channels == 0:
@@ -195,33 +152,6 @@ class SBBottleneck(Bottleneck):
         if self.sb_position == 'conv2':
             return self.norm2_name, 'conv3'
         return self.norm1_name, 'conv2'
-
-
-def _batch_norm_parts(norm: nn.BatchNorm2d, a: torch.Tensor,
-                      b: torch.Tensor):
-    """``norm`` (over ``a``'s and ``b``'s channels, in that order) applied
-    to each part, as ``norm(torch.cat([a, b], 1))`` split: per-channel
-    statistics, running buffers updated in place (slices are views),
-    ``num_batches_tracked`` advanced once. As ``_BatchNorm.forward``."""
-    factor = 0.0 if norm.momentum is None else norm.momentum
-    if norm.training and norm.track_running_stats:
-        if norm.num_batches_tracked is not None:
-            norm.num_batches_tracked.add_(1)
-            if norm.momentum is None:
-                factor = 1.0 / float(norm.num_batches_tracked)
-    batch_stats = norm.training or (norm.running_mean is None
-                                    and norm.running_var is None)
-    keep = not norm.training or norm.track_running_stats
-    stats = (norm.running_mean, norm.running_var) if keep else (None, None)
-    parts, lo = [], 0
-    for x in (a, b):
-        part = slice(lo, lo + x.shape[1])
-        mean, var, weight, bias = (None if t is None else t[part] for t in (
-            *stats, norm.weight, norm.bias))
-        parts.append(nn.functional.batch_norm(
-            x, mean, var, weight, bias, batch_stats, factor, norm.eps))
-        lo = part.stop
-    return parts
 
 
 def sb_blocks(model: nn.Module):

@@ -166,22 +166,3 @@ def test_docs_show_the_committed_results():
     text = ' '.join(readme.split())
     assert f"{min(ratios):.2f}-{max(ratios):.2f}× ResNet-50's throughput" \
         in text
-
-
-def test_concat_reference_is_the_same_model(bench):
-    """``--models sb-r50-cat`` (not in the default) is SB-ResNet-50 with
-    norm2 and conv3 on the concatenated tensor, as the paper's code: the
-    same keys and function, to time the split side by side."""
-    assert 'sb-r50-cat' not in bench.parse_args([]).models
-    assert 'sb-r50-cat' in bench.parse_args(['--models', 'sb-r50-cat']).models
-    split, cat = (bench.build_classifier(k) for k in ('sb-r50', 'sb-r50-cat'))
-    cat.load_state_dict(split.state_dict())        # strict: the same keys
-    for model, concat in ((split, False), (cat, True)):
-        blocks = [m for m in model.modules()
-                  if getattr(m, 'spatial_bias', None) is not None]
-        assert len(blocks) == 13
-        assert all(b.concat_conv3 is concat and b._split_conv3 is not concat
-                   for b in blocks)
-    x = torch.rand(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(split.eval()(x), cat.eval()(x))
