@@ -443,7 +443,9 @@ DOC_MARKS = ('<!-- bench: results -->', '<!-- bench: end -->')
 
 def docs_results(folder=osp.join(DOCS, 'benchmark')):
     """docs/benchmark.md's results: the tables of every committed result
-    in ``folder`` (``*.json``), in name order, each under its file name."""
+    in ``folder`` (``*.json``), in name order, each under its file name;
+    then, per sub-folder (a series of repeated runs), one row per run with
+    its SB-ResNet-50 ratios (:func:`series`)."""
     out = []
     for path in sorted(glob.glob(osp.join(folder, '*.json'))):
         with open(path) as f:
@@ -452,7 +454,39 @@ def docs_results(folder=osp.join(DOCS, 'benchmark')):
         out += ['', f'### `{osp.relpath(path, DOCS)}`', ''] + [
             '#' + line if line.startswith('### ') else line
             for line in report(res)]
+    for sub in sorted(glob.glob(osp.join(folder, '*', ''))):
+        out += ['', f'### `{osp.relpath(sub, DOCS)}/`: repeated runs', '']
+        out += series(sorted(glob.glob(osp.join(sub, '*.json'))))
     return '\n'.join(out + [''])
+
+
+def series(paths):
+    """One row per run (file): commit, mode, batch, threads and its
+    throughput ratios SB-ResNet-50 / peer (the peers some run has); then
+    the median of the runs per commit, mode, batch and threads."""
+    rows, groups, results = [], {}, []
+    for path in paths:
+        with open(path) as f:
+            results.append((path, json.load(f)))
+    cols = [p for p in PEERS if any(
+        f'sb-r50/{p}' in r for _, res in results
+        for per in res['ratios'].values() for r in per.values())]
+    for path, res in results:
+        m = res['machine']
+        for mode, per in res['ratios'].items():
+            for bs, r in per.items():
+                key = (m.get('commit') or '-', mode, bs, str(m['threads']) +
+                       ', channels_last' * m['channels_last'])
+                vals = [r.get(f'sb-r50/{p}') for p in cols]
+                rows.append([osp.basename(path), *key] + [
+                    '-' if v is None else f'{v:.3f}' for v in vals])
+                groups.setdefault(key, []).append(vals)
+    for key, runs in groups.items():
+        rows.append([f'median of {len(runs)}', *key] + [
+            '-' if any(v is None for v in col) else
+            f'{statistics.median(col):.3f}' for col in zip(*runs)])
+    return table(['run', 'commit', 'mode', 'batch', 'threads'] + [
+        f'SB / {ZOO[p][0]}' for p in cols], rows)
 
 
 def update_docs(page=osp.join(DOCS, 'benchmark.md')):
