@@ -84,8 +84,9 @@ def collect(model, root, split, batch_size=16):
                 lambda m, i, o, key=key: captured.__setitem__(key,
                                                               o.detach())))
     # the size of the network's input, as the data preprocessor padded it
+    padded = {}
     hooks.append(model.backbone.register_forward_pre_hook(
-        lambda m, args: captured.__setitem__('_input', args[0].shape[-2:])))
+        lambda m, args: padded.__setitem__('size', tuple(args[0].shape[-2:]))))
     feats = {}
     labels, gaps = [], []
     try:
@@ -97,11 +98,9 @@ def collect(model, root, split, batch_size=16):
                 inference_model(model, paths)
             for b, rec in enumerate(recs):
                 size = cv2.imread(paths[b]).shape[:2]
-                pad = tuple(captured['_input'])
                 for key, maps in captured.items():
-                    if key != '_input':
-                        feats.setdefault(key, []).append(
-                            disc_means(maps[b], rec['objects'], size, pad))
+                    feats.setdefault(key, []).append(disc_means(
+                        maps[b], rec['objects'], size, padded['size']))
                 labels += [o['label'] - 1 for o in rec['objects']]
                 gaps += [o['gap'] for o in rec['objects']]
     finally:
