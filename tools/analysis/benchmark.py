@@ -64,6 +64,12 @@ ZOO = {'r50': ('ResNet-50', 25.56, 4.11, 2042),
        'sb-nl50': ('SB-NLNet-50', 33.35, 7.68, 1276),
        'gc50': ('GCNet-50 (all)', 28.08, 4.12, 1719),
        'sb-gc50': ('SB-GCNet-50 (all)', 28.51, 4.14, 1613)}
+PAPER = tuple(ZOO)                  # the paper's models: the default set
+# Attribution (not in the paper): SB-ResNet-50 with spatial bias in one
+# stage only; where SB-ResNet-50's extra time goes, beside its FLOPs.
+STAGES = ('res2', 'res3', 'res4')   # SB's stages (mmdet indices 0, 1, 2)
+ZOO.update({f'sb-r50-{s}': (f'SB in {s} only', None, None, None)
+            for s in STAGES})
 PEERS = ('r50', 'nl50', 'gc50')    # summary ratios: SB-ResNet-50 / peer
 # NLNet (Wang et al.): 5 non-local blocks (embedded Gaussian), after conv3
 # of every other block of res3 (2 of 4) and res4 (3 of 6).
@@ -83,9 +89,10 @@ DEFAULTS = dict(cpu=dict(infer=(2, 15), train=(1, 3), det=(1, 5)),
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=(
         argparse.RawDescriptionHelpFormatter))
-    p.add_argument('--models', nargs='+', default=list(ZOO),
+    p.add_argument('--models', nargs='+', default=list(PAPER),
                    choices=list(ZOO), metavar='MODEL', help=f'from '
-                   f'{", ".join(ZOO)} (default: all); r50 always runs')
+                   f'{", ".join(ZOO)} (default: the paper\'s, '
+                   f'{", ".join(PAPER)}); r50 always runs')
     p.add_argument('--mode', default='all', choices=['infer', 'train', 'det',
                    *MODES], help='both: infer + train; all: both + det')
     p.add_argument('--batch-sizes', type=int, nargs='+', default=[1],
@@ -142,6 +149,7 @@ def backbone_cfg(key):
 
     from mmsb.models import SBResNet
     sb = key.startswith('sb-')
+    stage = key[len('sb-r50-'):] if key.startswith('sb-r50-') else None
 
     class EveryOtherBlock(SBResNet if sb else ResNet):  # NLNet's placement
         def make_res_layer(self, **kwargs):
@@ -166,6 +174,9 @@ def backbone_cfg(key):
         return dict(base, plugins=[dict(
             cfg=dict(type=SEPlugin, ratio=16),
             stages=(True, True, True, True), position='after_conv3')])
+    if stage:
+        return dict(base, sb_stages=tuple(s == stage for s in STAGES) +
+                    (False, ))
     if 'nl50' in key:
         return dict(base, type=EveryOtherBlock, plugins=[NL_PLUGIN])
     return dict(base, plugins=[GC_PLUGIN]) if 'gc50' in key else base
@@ -393,16 +404,17 @@ def report(res):
                 'peak_mem_MB' in runs[mode][bs]['r50'])
         rows = []
         for key, m in res['models'].items():
-            name, *pp, g = ZOO[key] + (m.get('gflops', float('nan')), )
-            row = [name, f'{m["params_M"]:.2f}', f'{pp[0]:.2f}',
-                   f'{g:.2f}'.replace('nan', '-'), f'{pp[1]:.2f}']
+            name, *pp, g = ZOO[key] + (m.get('gflops'), )
+            row = [name, f'{m["params_M"]:.2f}', _num(pp[0], '.2f'),
+                   _num(g, '.2f'), _num(pp[1], '.2f')]
             for mode in modes:
                 r, ref = runs[mode][bs][key], runs[mode][bs]['r50']
                 row += [f'{r["img_per_s"]:.1f}', f'{r["ratio_wall"]:.3f}']
                 if 'peak_mem_MB' in r:
                     row += [f'{r["peak_mem_MB"]:.0f}',
                             f'{r["peak_mem_MB"] / ref["peak_mem_MB"]:.3f}']
-            rows.append(row + [str(pp[2]), f'{pp[2] / ZOO["r50"][3]:.3f}'])
+            rows.append(row + [_num(pp[2], ''), _num(
+                pp[2] and pp[2] / ZOO['r50'][3], '.3f')])
         out += title(f'batch {bs}, {"x".join(map(str, sets["resolution"]))}',
                      modes)
         out += table(head + ['paper img/s', 'x R50'], rows)
@@ -422,6 +434,7 @@ def report(res):
     out += table(['batch', 'mode'] + [f'SB / {ZOO[p][0]}' for p in peers],
                  rows + [['paper', 'Tables 8, 9'] + [
                      f'{ZOO["sb-r50"][3] / ZOO[p][3]:.3f}' for p in peers]])
+    out += stage_table(res)
     unit = 'self CPU' if 'cpu_cores' in res['machine'] else 'self device'
     for p in res['profile']:
         for key, m in p['models'].items():
@@ -432,6 +445,48 @@ def report(res):
                 [op[:60], f'{ms:.3f}', f'{n:.0f}',
                  f'{ms / max(m["total_ms"], 1e-9):.1%}']
                 for op, ms, n in m['top']])
+    return out
+
+
+def _num(v, spec):
+    return '-' if v is None else format(v, spec)
+
+
+def stage_table(res):
+    """Where SB-ResNet-50's extra time goes (runs with the one-stage
+    models): per stage, the extra time per step over R-50 of SB in that
+    stage alone, its share of the sum, and the extra GFLOPs' share."""
+    keys = [f'sb-r50-{s}' for s in STAGES]
+    out = []
+    for mode, per in res['runs'].items():
+        for bs, run in per.items():
+            if not all(k in run for k in keys + ['r50', 'sb-r50']):
+                continue
+            ref = run['r50']['median_wall_s']
+            extra = {k: (run[k]['median_wall_s'] - ref) * 1e3
+                     for k in keys + ['sb-r50']}
+            flops = {k: res['models'][k].get('gflops') for k in
+                     keys + ['sb-r50', 'r50']}
+            total = sum(extra[k] for k in keys)
+            fl_total = None if None in flops.values() else sum(
+                flops[k] - flops['r50'] for k in keys)
+
+            def row(name, ms, fl, part):
+                return [name, f'{ms:+.1f}', f'{ms / ref / 1e3:+.1%}',
+                        f'{ms / total:.0%}' if part else '-',
+                        _num(fl and fl * 1e3, '+.1f'),
+                        _num(fl and fl / flops['r50'], '+.2%'),
+                        f'{fl / fl_total:.0%}' if part and fl_total else '-']
+            out += ['', f'### Where SB-ResNet-50\'s extra time goes: {mode}, '
+                    f'batch {bs} (SB in one stage at a time, same run)', '']
+            out += table(['SB in', 'ms/step over R50', 'x R50 time', 'share',
+                          'MFLOPs over R50', 'x R50 FLOPs', 'share'], [
+                row(s, extra[f'sb-r50-{s}'], fl_total and (
+                    flops[f'sb-r50-{s}'] - flops['r50']), True)
+                for s in STAGES] + [
+                row('sum of the three', total, fl_total, False),
+                row('res2-res4 (SB-ResNet-50)', extra['sb-r50'], fl_total and (
+                    flops['sb-r50'] - flops['r50']), False)])
     return out
 
 
@@ -456,7 +511,9 @@ def docs_results(folder=osp.join(DOCS, 'benchmark')):
             for line in report(res)]
     for sub in sorted(glob.glob(osp.join(folder, '*', ''))):
         out += ['', f'### `{osp.relpath(sub, DOCS)}/`: repeated runs', '']
-        out += series(sorted(glob.glob(osp.join(sub, '*.json'))))
+        paths = sorted(glob.glob(osp.join(sub, '*.json')))
+        out += series(paths)
+        out += stage_series(paths)
     return '\n'.join(out + [''])
 
 
@@ -487,6 +544,37 @@ def series(paths):
             f'{statistics.median(col):.3f}' for col in zip(*runs)])
     return table(['run', 'commit', 'mode', 'batch', 'threads'] + [
         f'SB / {ZOO[p][0]}' for p in cols], rows)
+
+
+def stage_series(paths):
+    """The runs with the one-stage models (:func:`stage_table`): one row
+    per run, SB's extra ms per step over R-50 by stage, and the median."""
+    keys = [f'sb-r50-{s}' for s in STAGES] + ['sb-r50']
+    rows, groups = [], {}
+    for path in paths:
+        with open(path) as f:
+            res = json.load(f)
+        for mode, per in res['runs'].items():
+            for bs, run in per.items():
+                if not all(k in run for k in keys + ['r50']):
+                    continue
+                ref = run['r50']['median_wall_s']
+                ms = [(run[k]['median_wall_s'] - ref) * 1e3 for k in keys]
+                vals = ms[:3] + [sum(ms[:3]), ms[3], ref * 1e3]
+                rows.append([osp.basename(path), mode, bs] +
+                            [f'{v:+.1f}' for v in vals[:-1]] +
+                            [f'{vals[-1]:.0f}'])
+                groups.setdefault((mode, bs), []).append(vals)
+    if not rows:
+        return []
+    for (mode, bs), runs in groups.items():
+        med = [statistics.median(c) for c in zip(*runs)]
+        rows.append([f'median of {len(runs)}', mode, bs] +
+                    [f'{v:+.1f}' for v in med[:-1]] + [f'{med[-1]:.0f}'])
+    return ['', 'SB in one stage at a time: extra wall time per step over '
+            'R-50 (ms), same run', ''] + table(
+        ['run', 'mode', 'batch'] + [f'SB in {s}' for s in STAGES] + [
+            'sum', 'SB-ResNet-50', 'R-50 ms'], rows)
 
 
 def update_docs(page=osp.join(DOCS, 'benchmark.md')):
