@@ -82,8 +82,11 @@ GC_PLUGIN = dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
 AMP = {'none': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 MODES = dict(both=['infer', 'train'], all=['infer', 'train', 'det'])
 # (warm-up, repeats) by device and mode, when not given
-DEFAULTS = dict(cpu=dict(infer=(2, 15), train=(1, 3), det=(1, 5)),
-                cuda=dict(infer=(10, 30), train=(10, 20), det=(10, 10)))
+DEFAULTS = dict(cpu=dict(infer=(2, 15), train=(1, 3), det=(1, 5),
+                         blocks=(3, 30)),
+                cuda=dict(infer=(10, 30), train=(10, 20), det=(10, 10),
+                          blocks=(10, 50)))
+BLOCKS = (3, 4, 6)   # bottlenecks of res2-res4 in ResNet-50
 
 
 def parse_args(argv=None):
@@ -93,8 +96,10 @@ def parse_args(argv=None):
                    choices=list(ZOO), metavar='MODEL', help=f'from '
                    f'{", ".join(ZOO)} (default: the paper\'s, '
                    f'{", ".join(PAPER)}); r50 always runs')
-    p.add_argument('--mode', default='all', choices=['infer', 'train', 'det',
-                   *MODES], help='both: infer + train; all: both + det')
+    p.add_argument('--mode', default='all', choices=[
+        'infer', 'train', 'det', 'blocks', *MODES], help='both: infer + '
+        'train; all: both + det; blocks: one bottleneck per SB stage, R-50 '
+        'and SB and SB\'s parts (where its extra time goes)')
     p.add_argument('--batch-sizes', type=int, nargs='+', default=[1],
                    metavar='N', help='one interleaved run each (default: 1)')
     p.add_argument('--resolution', type=int, nargs=2, default=[224, 224],
@@ -192,6 +197,39 @@ def build_classifier(key):
                   loss=dict(type='CrossEntropyLoss'))))
 
 
+def build_blocks(stage, resolution):
+    """A bottleneck of ``stage`` (not its first: no downsampling) at its
+    shape for a ``resolution`` input, as R-50 and SB-ResNet-50 have it, and
+    SB's parts apart: {key: (module, input shape)}. ``sb-r50-widened``: the
+    SB block with its branch replaced by zeros (the widened norm2 and conv3,
+    the upsampling and the concatenation; no branch); ``sb-branch``: the
+    branch and its concatenation alone, on conv2's input and output."""
+    from mmdet.models.backbones.resnet import Bottleneck
+
+    from mmsb.models import SBResNet
+    from mmsb.models.backbones.sb_resnet import SBBottleneck
+    i = STAGES.index(stage)
+    planes, stride = 64 * 2**i, 4 * 2**i
+    shape = (planes * 4, *(r // stride for r in resolution))
+    plain = Bottleneck(planes * 4, planes)
+    sb, widened = (SBBottleneck(planes * 4, planes,
+                                sb_cfg=SBResNet.default_sb_cfg)
+                   for _ in range(2))
+    p = widened.spatial_bias.pooled_size
+    widened.spatial_bias.forward = lambda t: t.new_zeros(len(t), 3, p, p)
+
+    class Branch(torch.nn.Module):
+        def __init__(self, sb):
+            super().__init__()
+            self.sb = sb
+
+        def forward(self, x, conv_out):
+            return self.sb.fuse(conv_out, self.sb(x))
+    return {'r50': (plain, [shape]), 'sb-r50': (sb, [shape]),
+            'sb-r50-widened': (widened, [shape]),
+            'sb-branch': (Branch(sb.spatial_bias), [(planes, *shape[1:])] * 2)}
+
+
 def build_detectors():
     """mmdet's Faster R-CNN R50-FPN and its SB-R50 twin, same function: the
     twin loads R50's weights through SBResNet's function-preserving loader
@@ -252,6 +290,25 @@ class Timer:
             scaler.step(opt)
             scaler.update()
             opt.zero_grad(set_to_none=True)
+        return step
+
+    def block_step(self, module, shapes, train):
+        """A module's forward on fixed random inputs of ``shapes``; train:
+        in train mode, on fresh inputs that require grad, and backward with
+        a fixed gradient of the output."""
+        module = self.prepare(module, train)
+        xs = [torch.randn(*s, device=self.device).to(memory_format=self.fmt)
+              for s in shapes]
+        with torch.no_grad():
+            grad = torch.randn_like(module(*xs))
+
+        def step():
+            with self.autocast():
+                if not train:
+                    with torch.no_grad():
+                        return module(*xs)
+                y = module(*[x.clone().requires_grad_() for x in xs])
+            y.backward(grad)
         return step
 
     def run(self, steps, images, warmup, repeats, log):
@@ -430,11 +487,13 @@ def report(res):
     rows = [[bs, mode] + [f'{r[f"sb-r50/{p}"]:.3f}' if f'sb-r50/{p}' in r
                           else '-' for p in peers]
             for mode, per in res['ratios'].items() for bs, r in per.items()]
-    out += ['', '### SB-ResNet-50 throughput ratios (same run)', '']
-    out += table(['batch', 'mode'] + [f'SB / {ZOO[p][0]}' for p in peers],
-                 rows + [['paper', 'Tables 8, 9'] + [
-                     f'{ZOO["sb-r50"][3] / ZOO[p][3]:.3f}' for p in peers]])
-    out += stage_table(res)
+    if rows:
+        out += ['', '### SB-ResNet-50 throughput ratios (same run)', '']
+        out += table(['batch', 'mode'] + [f'SB / {ZOO[p][0]}' for p in peers],
+                     rows + [['paper', 'Tables 8, 9'] + [
+                         f'{ZOO["sb-r50"][3] / ZOO[p][3]:.3f}'
+                         for p in peers]])
+    out += stage_table(res) + blocks_table(res)
     unit = 'self CPU' if 'cpu_cores' in res['machine'] else 'self device'
     for p in res['profile']:
         for key, m in p['models'].items():
@@ -445,6 +504,45 @@ def report(res):
                 [op[:60], f'{ms:.3f}', f'{n:.0f}',
                  f'{ms / max(m["total_ms"], 1e-9):.1%}']
                 for op, ms, n in m['top']])
+    return out
+
+
+def blocks_table(res):
+    """``--mode blocks``: ms per bottleneck, R-50's and SB's and SB's
+    parts, per stage; then per network: the extra time of a block times the
+    stage's blocks, summed (the first block of a stage is counted as the
+    others)."""
+    out = []
+    for bs, per in res['runs'].get('blocks', {}).items():
+        for phase in ('train', 'infer'):
+            rows, net = [], dict(r50=0., extra=0., widened=0., branch=0.)
+            for stage, n in zip(STAGES, BLOCKS):
+                run = per.get(f'{stage}/{phase}')
+                if run is None:
+                    continue
+                ms = {k: v['median_wall_s'] * 1e3 for k, v in run.items()}
+                d = ms['sb-r50'] - ms['r50']
+                w = ms['sb-r50-widened'] - ms['r50']
+                for k, v in (('r50', ms['r50']), ('extra', d),
+                             ('widened', w), ('branch', ms['sb-branch'])):
+                    net[k] += v * n
+                rows.append([stage, str(n), f'{ms["r50"]:.2f}',
+                             f'{ms["sb-r50"]:.2f}', f'{d:+.2f}',
+                             f'{d / ms["r50"]:+.1%}', f'{w:+.2f}',
+                             f'{ms["sb-branch"]:.2f}'])
+            if not rows:
+                continue
+            rows.append(['res2-res4, x blocks', str(sum(BLOCKS)),
+                         f'{net["r50"]:.1f}', f'{net["r50"] + net["extra"]:.1f}',
+                         f'{net["extra"]:+.1f}', f'{net["extra"] / net["r50"]:+.1%}',
+                         f'{net["widened"]:+.1f}', f'{net["branch"]:.1f}'])
+            what = ('forward + backward' if phase == 'train' else
+                    'forward, no_grad, eval mode')
+            out += ['', f'### One bottleneck per stage, batch {bs}, {what}: '
+                    'where SB\'s extra time goes', '']
+            out += table(['stage', 'blocks', 'R-50 block ms', 'SB block ms',
+                          'extra ms', 'extra', 'widened, no branch: extra ms',
+                          'branch + concat alone ms'], rows)
     return out
 
 
@@ -676,6 +774,20 @@ def main(argv=None):
                 timer.train_step(m, lambda m: torch.nn.functional
                                  .cross_entropy(m(x).float(), y))
                 for k, m in nets.items()})
+    if 'blocks' in modes:
+        for bs in args.batch_sizes:
+            per = res['runs'].setdefault('blocks', {}).setdefault(str(bs), {})
+            for stage in STAGES:
+                blocks = build_blocks(stage, args.resolution)
+                for phase in ('train', 'infer'):
+                    log(f'blocks, {stage}, {phase}, batch {bs}')
+                    per[f'{stage}/{phase}'] = timer.run(
+                        {k: timer.block_step(m, [(bs, *s) for s in shapes],
+                                             phase == 'train')
+                         for k, (m, shapes) in blocks.items()}, bs,
+                        sets['blocks']['warmup'], sets['blocks']['repeats'],
+                        log)
+                save()
     if 'det' in modes:
         data, steps = demo_mm_inputs(2, [(3, *args.det_resolution)] * 2,
                                      num_items=[3, 4], num_classes=80), {}

@@ -166,3 +166,48 @@ def test_docs_show_the_committed_results():
     text = ' '.join(readme.split())
     assert f"{min(ratios):.2f}-{max(ratios):.2f}× ResNet-50's throughput" \
         in text
+
+
+def test_one_stage_models_put_sb_in_that_stage_only(bench):
+    """sb-r50-res2/3/4 (the attribution of SB-ResNet-50's extra time): SB
+    in the named stage's every block and nowhere else; not in the default
+    (the paper's) model set."""
+    assert bench.parse_args([]).models == list(bench.PAPER)
+    assert not set(bench.PAPER) & {f'sb-r50-{s}' for s in bench.STAGES}
+    for i, stage in enumerate(bench.STAGES):
+        net = bench.build_classifier(f'sb-r50-{stage}').backbone
+        assert [[b.sb_channels for b in layer]
+                for layer in map(lambda n: getattr(net, n), net.res_layers)
+                ] == [[3 * (j == i)] * n for j, n in enumerate((3, 4, 6, 3))]
+
+
+def test_stage_tables_attribute_the_extra_time(bench, tmp_path):
+    """The stage table and the repeated-runs table: extra ms per step over
+    R-50 of each one-stage model and SB-ResNet-50, from the medians of one
+    run, with the sum of the three; the median over runs."""
+    def result(walls, gflops=None):
+        return dict(runs=dict(train={'8': {
+            k: dict(median_wall_s=w) for k, w in walls.items()}}),
+            models={k: dict(gflops=g) for k, g in (gflops or {}).items()})
+    keys = ['r50', 'sb-r50-res2', 'sb-r50-res3', 'sb-r50-res4', 'sb-r50']
+    one = result(dict(zip(keys, (1.0, 1.01, 1.03, 1.05, 1.08))),
+                 dict(zip(keys, (4.0, 4.01, 4.01, 4.02, 4.04))))
+    text = '\n'.join(bench.stage_table(one))
+    assert "extra time goes: train, batch 8" in text
+    row = {r.split('|')[1].strip(): [c.strip() for c in r.split('|')[2:-1]]
+           for r in text.splitlines() if r.startswith('| ')}
+    assert row['res2'] == ['+10.0', '+1.0%', '11%', '+10.0', '+0.25%', '25%']
+    assert row['res4'][:3] == ['+50.0', '+5.0%', '56%']
+    assert row['sum of the three'][:2] == ['+90.0', '+9.0%']
+    assert row['res2-res4 (SB-ResNet-50)'][:2] == ['+80.0', '+8.0%']
+    assert bench.stage_table(result(dict(r50=1., **{'sb-r50': 1.1}))) == []
+    paths = []
+    for i, shift in enumerate((0.0, 0.002, 0.010)):
+        walls = dict(zip(keys, (1.0, 1.01 + shift, 1.03, 1.05, 1.08)))
+        paths.append(tmp_path / f'{i}.json')
+        paths[-1].write_text(json.dumps(result(walls)))
+    rows = [r for r in bench.stage_series(paths) if r.startswith('| ')]
+    assert [c.strip() for c in rows[-1].split('|')[1:-1]] == [
+        'median of 3', 'train', '8', '+12.0', '+30.0', '+50.0', '+92.0',
+        '+80.0', '1000']
+    assert bench.stage_series(paths[:0]) == []
