@@ -507,42 +507,52 @@ def report(res):
     return out
 
 
-def blocks_table(res):
-    """``--mode blocks``: ms per bottleneck, R-50's and SB's and SB's
-    parts, per stage; then per network: the extra time of a block times the
-    stage's blocks, summed (the first block of a stage is counted as the
-    others)."""
+BLOCK_HEAD = ['R-50 ms', 'SB ms', 'extra ms', 'extra',
+              'widened, no branch: extra ms', 'branch + concat alone ms']
+
+
+def blocks_rows(per):
+    """{phase: rows} of one batch size's ``--mode blocks`` run: per stage,
+    ms per bottleneck of R-50, SB, SB's extra, its widened-only extra, its
+    branch alone; the last row per network: each stage's figures times its
+    blocks, summed (a stage's first block counted as the others)."""
+    out = {}
+    for phase in ('train', 'infer'):
+        rows, net = [], dict(r50=0., extra=0., widened=0., branch=0.)
+        for stage, n in zip(STAGES, BLOCKS):
+            run = per.get(f'{stage}/{phase}')
+            if run is None:
+                continue
+            ms = {k: v['median_wall_s'] * 1e3 for k, v in run.items()}
+            d = ms['sb-r50'] - ms['r50']
+            w = ms['sb-r50-widened'] - ms['r50']
+            for k, v in (('r50', ms['r50']), ('extra', d), ('widened', w),
+                         ('branch', ms['sb-branch'])):
+                net[k] += v * n
+            rows.append([stage, str(n), f'{ms["r50"]:.2f}',
+                         f'{ms["sb-r50"]:.2f}', f'{d:+.2f}',
+                         f'{d / ms["r50"]:+.1%}', f'{w:+.2f}',
+                         f'{ms["sb-branch"]:.2f}'])
+        if rows:
+            out[phase] = rows + [[
+                'res2-res4, x blocks', str(sum(BLOCKS)), f'{net["r50"]:.1f}',
+                f'{net["r50"] + net["extra"]:.1f}', f'{net["extra"]:+.1f}',
+                f'{net["extra"] / net["r50"]:+.1%}', f'{net["widened"]:+.1f}',
+                f'{net["branch"]:.1f}']]
+    return out
+
+
+def blocks_table(res, level='###'):
+    """``--mode blocks``: :func:`blocks_rows` per batch size and phase."""
     out = []
     for bs, per in res['runs'].get('blocks', {}).items():
-        for phase in ('train', 'infer'):
-            rows, net = [], dict(r50=0., extra=0., widened=0., branch=0.)
-            for stage, n in zip(STAGES, BLOCKS):
-                run = per.get(f'{stage}/{phase}')
-                if run is None:
-                    continue
-                ms = {k: v['median_wall_s'] * 1e3 for k, v in run.items()}
-                d = ms['sb-r50'] - ms['r50']
-                w = ms['sb-r50-widened'] - ms['r50']
-                for k, v in (('r50', ms['r50']), ('extra', d),
-                             ('widened', w), ('branch', ms['sb-branch'])):
-                    net[k] += v * n
-                rows.append([stage, str(n), f'{ms["r50"]:.2f}',
-                             f'{ms["sb-r50"]:.2f}', f'{d:+.2f}',
-                             f'{d / ms["r50"]:+.1%}', f'{w:+.2f}',
-                             f'{ms["sb-branch"]:.2f}'])
-            if not rows:
-                continue
-            rows.append(['res2-res4, x blocks', str(sum(BLOCKS)),
-                         f'{net["r50"]:.1f}', f'{net["r50"] + net["extra"]:.1f}',
-                         f'{net["extra"]:+.1f}', f'{net["extra"] / net["r50"]:+.1%}',
-                         f'{net["widened"]:+.1f}', f'{net["branch"]:.1f}'])
+        for phase, rows in blocks_rows(per).items():
             what = ('forward + backward' if phase == 'train' else
                     'forward, no_grad, eval mode')
-            out += ['', f'### One bottleneck per stage, batch {bs}, {what}: '
-                    'where SB\'s extra time goes', '']
-            out += table(['stage', 'blocks', 'R-50 block ms', 'SB block ms',
-                          'extra ms', 'extra', 'widened, no branch: extra ms',
-                          'branch + concat alone ms'], rows)
+            out += ['', f'{level} One bottleneck per stage, batch {bs}, '
+                    f'{what}: where SB\'s extra time goes', '']
+            out += table(['stage', 'blocks', 'R-50 block ms', 'SB block ms']
+                         + BLOCK_HEAD[2:], rows)
     return out
 
 
@@ -612,6 +622,7 @@ def docs_results(folder=osp.join(DOCS, 'benchmark')):
         paths = sorted(glob.glob(osp.join(sub, '*.json')))
         out += series(paths)
         out += stage_series(paths)
+        out += blocks_series(paths)
     return '\n'.join(out + [''])
 
 
@@ -673,6 +684,33 @@ def stage_series(paths):
             'R-50 (ms), same run', ''] + table(
         ['run', 'mode', 'batch'] + [f'SB in {s}' for s in STAGES] + [
             'sum', 'SB-ResNet-50', 'R-50 ms'], rows)
+
+
+def blocks_series(paths):
+    """The ``--mode blocks`` runs among ``paths``: each cell the median of
+    the runs' medians (:func:`blocks_table`), then one row per run with its
+    per-network sums."""
+    merged, rows = {}, []
+    for path in paths:
+        with open(path) as f:
+            per_bs = json.load(f)['runs'].get('blocks', {})
+        for bs, per in per_bs.items():
+            for name, run in per.items():
+                for key, r in run.items():
+                    merged.setdefault(bs, {}).setdefault(name, {}).setdefault(
+                        key, []).append(r['median_wall_s'])
+            rows += [[osp.basename(path), bs, phase] + r[-1][2:]
+                     for phase, r in blocks_rows(per).items()]
+    if not merged:
+        return []
+    med = {bs: {name: {k: dict(median_wall_s=statistics.median(v))
+                       for k, v in run.items()} for name, run in per.items()}
+           for bs, per in merged.items()}
+    out = ['', f'`--mode blocks`, each cell the median of '
+           f'{len({r[0] for r in rows})} runs:']
+    out += blocks_table(dict(runs=dict(blocks=med)), level='####')
+    return out + ['', 'Per run, res2-res4 (x blocks):', ''] + table(
+        ['run', 'batch', 'phase'] + BLOCK_HEAD, rows)
 
 
 def update_docs(page=osp.join(DOCS, 'benchmark.md')):
