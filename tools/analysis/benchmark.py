@@ -6,6 +6,9 @@ Tables 8 and 9), measured side by side, the paper's figures beside ours::
     # cores) are what `make bench` runs
     python tools/analysis/benchmark.py --md work_dirs/benchmark/cpu.md
     python tools/analysis/benchmark.py --mode infer --batch-sizes 16 --amp bf16
+    # where SB-ResNet-50's extra time goes: one bottleneck per stage
+    python tools/analysis/benchmark.py --threads 2 --mode blocks \\
+        --batch-sizes 8 16
     # GPU, one run per precision (--profile 3: where the time goes)
     python tools/analysis/benchmark.py --device cuda --mode both \\
         --batch-sizes 1 32 64 128 --channels-last --md gpu-fp32.md
@@ -113,9 +116,10 @@ def parse_args(argv=None):
         p.add_argument(flag, action='store_true')
     p.add_argument('--threads', type=int, help='default: 1 on CPU')
     p.add_argument('--repeats', type=int, help='timed rounds (default: CPU '
-                   '15 infer, 3 train, 5 det; CUDA 30, 20, 10)')
+                   '15 infer, 3 train, 5 det, 30 blocks; CUDA 30, 20, 10, '
+                   '50)')
     p.add_argument('--warmup', type=int, help='untimed rounds first '
-                   '(default: CPU 2 infer, 1 train, det; CUDA 10)')
+                   '(default: CPU 2 infer, 1 train, det, 3 blocks; CUDA 10)')
     p.add_argument('--profile', type=int, default=0, metavar='N',
                    help='profile N steps per model, print its top ops')
     p.add_argument('--json', default='work_dirs/benchmark/benchmark.json')
@@ -642,7 +646,8 @@ def series(paths):
         for mode, per in res['ratios'].items():
             for bs, r in per.items():
                 key = (m.get('commit') or '-', mode, bs, str(m['threads']) +
-                       ', channels_last' * m['channels_last'])
+                       ', channels_last' * m['channels_last'] +
+                       ', torch.compile' * bool(m.get('compile')))
                 vals = [r.get(f'sb-r50/{p}') for p in cols]
                 rows.append([osp.basename(path), *key] + [
                     '-' if v is None else f'{v:.3f}' for v in vals])

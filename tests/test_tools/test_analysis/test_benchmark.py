@@ -211,3 +211,81 @@ def test_stage_tables_attribute_the_extra_time(bench, tmp_path):
         'median of 3', 'train', '8', '+12.0', '+30.0', '+50.0', '+92.0',
         '+80.0', '1000']
     assert bench.stage_series(paths[:0]) == []
+
+
+def test_blocks_are_the_blocks_of_r50_and_sb_r50(bench):
+    """--mode blocks times, per SB stage, R-50's bottleneck, SB-ResNet-50's
+    (SBResNet's defaults), the SB block with zeros for its branch (the
+    widening alone) and the branch with its concatenation alone, at the
+    stage's shape."""
+    for i, stage in enumerate(bench.STAGES):
+        blocks = bench.build_blocks(stage, (224, 224))
+        planes, hw = 64 * 2**i, 56 // 2**i
+        assert list(blocks) == ['r50', 'sb-r50', 'sb-r50-widened',
+                                'sb-branch']
+        for key in ('r50', 'sb-r50', 'sb-r50-widened'):
+            assert blocks[key][1] == [(planes * 4, hw, hw)]
+        sb, wide = blocks['sb-r50'][0], blocks['sb-r50-widened'][0]
+        assert sb.conv3.in_channels == wide.conv3.in_channels == planes + 3
+        assert blocks['r50'][0].conv3.in_channels == planes
+        assert sb.spatial_bias.pooled_size == 10
+        branch, shapes = blocks['sb-branch']
+        assert shapes == [(planes, hw, hw)] * 2
+        x = torch.randn(2, planes, hw, hw)
+        out = branch(x, x).detach()
+        assert out.shape == (2, planes + 3, hw, hw)
+        assert torch.equal(out[:, :planes], x) and out[:, planes:].std() > 0
+    # the widened block: SB's block with zeros in place of the branch
+    x = torch.randn(2, planes, hw, hw)
+    assert torch.equal(wide.spatial_bias(x), torch.zeros(2, 3, 10, 10))
+    assert wide(torch.randn(2, planes * 4, hw, hw)).shape == (
+        2, planes * 4, hw, hw)
+
+
+def test_blocks_rows_sum_the_blocks_of_each_stage(bench):
+    run = {f'{s}/{phase}': {
+        k: dict(median_wall_s=ms / 1e3) for k, ms in zip(
+            ('r50', 'sb-r50', 'sb-r50-widened', 'sb-branch'), vals)}
+        for phase, s, vals in (
+            ('train', 'res2', (100, 110, 104, 8)),
+            ('train', 'res3', (50, 54, 52, 3)),
+            ('train', 'res4', (40, 41, 40.5, 1)),
+            ('infer', 'res2', (30, 33, 31, 2)))}
+    rows = bench.blocks_rows(run)
+    assert list(rows) == ['train', 'infer']
+    assert rows['train'][0] == ['res2', '3', '100.00', '110.00', '+10.00',
+                                '+10.0%', '+4.00', '8.00']
+    # 3 + 4 + 6 blocks: 3*100 + 4*50 + 6*40 = 740 ms of R-50 blocks
+    assert rows['train'][-1] == ['res2-res4, x blocks', '13', '740.0',
+                                 '792.0', '+52.0', '+7.0%', '+23.0', '42.0']
+    assert rows['infer'][-1][2:5] == ['90.0', '99.0', '+9.0']
+    text = '\n'.join(bench.blocks_table(dict(runs=dict(blocks={'8': run}))))
+    assert 'batch 8, forward + backward' in text
+    assert 'batch 8, forward, no_grad, eval mode' in text
+
+
+@pytest.mark.slow
+def test_blocks_mode_writes_its_tables(tmp_path):
+    out = tmp_path / 'b.json'
+    res = subprocess.run(
+        [sys.executable, TOOL, '--mode', 'blocks', '--batch-sizes', '2',
+         '--resolution', '64', '64', '--repeats', '1', '--warmup', '0',
+         '--json', out], cwd=REPO, env=ENV, capture_output=True, text=True,
+        timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r['complete'] is True and r['models'] == {}
+    assert set(r['runs']) == {'blocks'}
+    per = r['runs']['blocks']['2']
+    assert sorted(per) == sorted(f'{s}/{p}' for s in bench_stages()
+                                 for p in ('train', 'infer'))
+    for run in per.values():
+        assert set(run) == {'r50', 'sb-r50', 'sb-r50-widened', 'sb-branch'}
+        assert all(len(m['wall_s']) == 1 for m in run.values())
+    assert res.stdout.count('where SB\'s extra time goes') == 2
+    assert 'res2-res4, x blocks' in res.stdout
+    assert 'throughput ratios' not in res.stdout
+
+
+def bench_stages():
+    return load_tool('analysis/benchmark').STAGES
