@@ -214,13 +214,14 @@ def build_blocks(stage, resolution):
     from mmsb.models.backbones.sb_resnet import SBBottleneck
     i = STAGES.index(stage)
     planes, stride = 64 * 2**i, 4 * 2**i
-    shape = (planes * 4, *(r // stride for r in resolution))
+    # each stride-2 layer of ResNet rounds up
+    shape = (planes * 4, *(-(-r // stride) for r in resolution))
     plain = Bottleneck(planes * 4, planes)
     sb, widened = (SBBottleneck(planes * 4, planes,
                                 sb_cfg=SBResNet.default_sb_cfg)
                    for _ in range(2))
-    p = widened.spatial_bias.pooled_size
-    widened.spatial_bias.forward = lambda t: t.new_zeros(len(t), 3, p, p)
+    k, p = widened.sb_channels, widened.spatial_bias.pooled_size
+    widened.spatial_bias.forward = lambda t: t.new_zeros(len(t), k, p, p)
 
     class Branch(torch.nn.Module):
         def __init__(self, sb):
@@ -297,22 +298,26 @@ class Timer:
         return step
 
     def block_step(self, module, shapes, train):
-        """A module's forward on fixed random inputs of ``shapes``; train:
-        in train mode, on fresh inputs that require grad, and backward with
-        a fixed gradient of the output."""
+        """A module's forward on fixed random inputs of ``shapes`` (train:
+        in train mode, inputs that require grad, then backward with a fixed
+        gradient of the output; the gradients freed after, as a training
+        step frees them; eval: in eval mode, under no_grad)."""
         module = self.prepare(module, train)
         xs = [torch.randn(*s, device=self.device).to(memory_format=self.fmt)
-              for s in shapes]
-        with torch.no_grad():
+              .requires_grad_(train) for s in shapes]
+        with torch.no_grad(), self.autocast():
             grad = torch.randn_like(module(*xs))
+        leaves = xs + list(module.parameters())
 
         def step():
+            if not train:
+                with torch.no_grad(), self.autocast():
+                    return module(*xs)
             with self.autocast():
-                if not train:
-                    with torch.no_grad():
-                        return module(*xs)
-                y = module(*[x.clone().requires_grad_() for x in xs])
+                y = module(*xs)
             y.backward(grad)
+            for t in leaves:
+                t.grad = None
         return step
 
     def run(self, steps, images, warmup, repeats, log):
@@ -515,48 +520,51 @@ BLOCK_HEAD = ['R-50 ms', 'SB ms', 'extra ms', 'extra',
               'widened, no branch: extra ms', 'branch + concat alone ms']
 
 
-def blocks_rows(per):
-    """{phase: rows} of one batch size's ``--mode blocks`` run: per stage,
-    ms per bottleneck of R-50, SB, SB's extra, its widened-only extra, its
-    branch alone; the last row per network: each stage's figures times its
-    blocks, summed (a stage's first block counted as the others)."""
+def block_cells(per):
+    """{phase: rows} of one batch size's ``--mode blocks`` run, in ms: per
+    stage, (stage, blocks, R-50, SB, SB - R-50, widened - R-50, branch
+    alone), each difference within the run; the last row per network: each
+    stage's figures times its blocks, summed (a stage's first block counted
+    as the others)."""
     out = {}
     for phase in ('train', 'infer'):
-        rows, net = [], dict(r50=0., extra=0., widened=0., branch=0.)
+        rows = []
         for stage, n in zip(STAGES, BLOCKS):
             run = per.get(f'{stage}/{phase}')
-            if run is None:
-                continue
-            ms = {k: v['median_wall_s'] * 1e3 for k, v in run.items()}
-            d = ms['sb-r50'] - ms['r50']
-            w = ms['sb-r50-widened'] - ms['r50']
-            for k, v in (('r50', ms['r50']), ('extra', d), ('widened', w),
-                         ('branch', ms['sb-branch'])):
-                net[k] += v * n
-            rows.append([stage, str(n), f'{ms["r50"]:.2f}',
-                         f'{ms["sb-r50"]:.2f}', f'{d:+.2f}',
-                         f'{d / ms["r50"]:+.1%}', f'{w:+.2f}',
-                         f'{ms["sb-branch"]:.2f}'])
+            if run is not None:
+                ms = {k: v['median_wall_s'] * 1e3 for k, v in run.items()}
+                rows.append((stage, n, ms['r50'], ms['sb-r50'],
+                             ms['sb-r50'] - ms['r50'],
+                             ms['sb-r50-widened'] - ms['r50'],
+                             ms['sb-branch']))
         if rows:
-            out[phase] = rows + [[
-                'res2-res4, x blocks', str(sum(BLOCKS)), f'{net["r50"]:.1f}',
-                f'{net["r50"] + net["extra"]:.1f}', f'{net["extra"]:+.1f}',
-                f'{net["extra"] / net["r50"]:+.1%}', f'{net["widened"]:+.1f}',
-                f'{net["branch"]:.1f}']]
+            net = [sum(r[1] * r[c] for r in rows) for c in range(2, 7)]
+            name = rows[0][0] + (f'-{rows[-1][0]}' if len(rows) > 1 else '')
+            out[phase] = rows + [(f'{name}, x blocks',
+                                  sum(r[1] for r in rows), *net)]
     return out
 
 
-def blocks_table(res, level='###'):
-    """``--mode blocks``: :func:`blocks_rows` per batch size and phase."""
+def _block_row(cells, digits):
+    name, n, r50, sb, extra, widened, branch = cells
+    return [name, str(n)] + [f'{v:.{digits}f}' for v in (r50, sb)] + [
+        f'{extra:+.{digits}f}', f'{extra / r50:+.1%}',
+        f'{widened:+.{digits}f}', f'{branch:.{digits}f}']
+
+
+def blocks_table(res):
+    """``--mode blocks``: :func:`block_cells` per batch size and phase."""
     out = []
     for bs, per in res['runs'].get('blocks', {}).items():
-        for phase, rows in blocks_rows(per).items():
+        for phase, rows in block_cells(per).items():
             what = ('forward + backward' if phase == 'train' else
                     'forward, no_grad, eval mode')
-            out += ['', f'{level} One bottleneck per stage, batch {bs}, '
+            out += ['', f'### One bottleneck per stage, batch {bs}, '
                     f'{what}: where SB\'s extra time goes', '']
             out += table(['stage', 'blocks', 'R-50 block ms', 'SB block ms']
-                         + BLOCK_HEAD[2:], rows)
+                         + BLOCK_HEAD[2:], [
+                             _block_row(r, 1 if r is rows[-1] else 2)
+                             for r in rows])
     return out
 
 
@@ -585,7 +593,7 @@ def stage_table(res):
 
             def row(name, ms, fl, part):
                 return [name, f'{ms:+.1f}', f'{ms / ref / 1e3:+.1%}',
-                        f'{ms / total:.0%}' if part else '-',
+                        f'{ms / total:.0%}' if part and total > 0 else '-',
                         _num(fl and fl * 1e3, '+.1f'),
                         _num(fl and fl / flops['r50'], '+.2%'),
                         f'{fl / fl_total:.0%}' if part and fl_total else '-']
@@ -630,6 +638,14 @@ def docs_results(folder=osp.join(DOCS, 'benchmark')):
     return '\n'.join(out + [''])
 
 
+def _settings(m):
+    """(commit, threads and options) of a result's machine: what a series
+    of repeated runs is grouped by, beside mode and batch size."""
+    return m.get('commit') or '-', str(m['threads']) + (
+        ', channels_last' * m['channels_last'] +
+        ', torch.compile' * bool(m.get('compile')))
+
+
 def series(paths):
     """One row per run (file): commit, mode, batch, threads and its
     throughput ratios SB-ResNet-50 / peer (the peers some run has); then
@@ -642,12 +658,10 @@ def series(paths):
         f'sb-r50/{p}' in r for _, res in results
         for per in res['ratios'].values() for r in per.values())]
     for path, res in results:
-        m = res['machine']
+        commit, threads = _settings(res['machine'])
         for mode, per in res['ratios'].items():
             for bs, r in per.items():
-                key = (m.get('commit') or '-', mode, bs, str(m['threads']) +
-                       ', channels_last' * m['channels_last'] +
-                       ', torch.compile' * bool(m.get('compile')))
+                key = (commit, mode, bs, threads)
                 vals = [r.get(f'sb-r50/{p}') for p in cols]
                 rows.append([osp.basename(path), *key] + [
                     '-' if v is None else f'{v:.3f}' for v in vals])
@@ -668,6 +682,7 @@ def stage_series(paths):
     for path in paths:
         with open(path) as f:
             res = json.load(f)
+        commit, threads = _settings(res['machine'])
         for mode, per in res['runs'].items():
             for bs, run in per.items():
                 if not all(k in run for k in keys + ['r50']):
@@ -675,47 +690,61 @@ def stage_series(paths):
                 ref = run['r50']['median_wall_s']
                 ms = [(run[k]['median_wall_s'] - ref) * 1e3 for k in keys]
                 vals = ms[:3] + [sum(ms[:3]), ms[3], ref * 1e3]
-                rows.append([osp.basename(path), mode, bs] +
+                key = (commit, mode, bs, threads)
+                rows.append([osp.basename(path), *key] +
                             [f'{v:+.1f}' for v in vals[:-1]] +
                             [f'{vals[-1]:.0f}'])
-                groups.setdefault((mode, bs), []).append(vals)
+                groups.setdefault(key, []).append(vals)
     if not rows:
         return []
-    for (mode, bs), runs in groups.items():
+    for key, runs in groups.items():
         med = [statistics.median(c) for c in zip(*runs)]
-        rows.append([f'median of {len(runs)}', mode, bs] +
+        rows.append([f'median of {len(runs)}', *key] +
                     [f'{v:+.1f}' for v in med[:-1]] + [f'{med[-1]:.0f}'])
     return ['', 'SB in one stage at a time: extra wall time per step over '
             'R-50 (ms), same run', ''] + table(
-        ['run', 'mode', 'batch'] + [f'SB in {s}' for s in STAGES] + [
+        ['run', 'commit', 'mode', 'batch', 'threads'] + [
+            f'SB in {s}' for s in STAGES] + [
             'sum', 'SB-ResNet-50', 'R-50 ms'], rows)
 
 
 def blocks_series(paths):
-    """The ``--mode blocks`` runs among ``paths``: each cell the median of
-    the runs' medians (:func:`blocks_table`), then one row per run with its
-    per-network sums."""
-    merged, rows = {}, []
+    """The ``--mode blocks`` runs among ``paths``, grouped as
+    :func:`series` groups: each cell the median over the runs of that
+    cell (differences taken within each run, so SB and R-50 stay paired;
+    the per-network row the median of the runs' sums); then one row per
+    run with its per-network sums."""
+    groups, rows = {}, []
     for path in paths:
         with open(path) as f:
-            per_bs = json.load(f)['runs'].get('blocks', {})
-        for bs, per in per_bs.items():
-            for name, run in per.items():
-                for key, r in run.items():
-                    merged.setdefault(bs, {}).setdefault(name, {}).setdefault(
-                        key, []).append(r['median_wall_s'])
-            rows += [[osp.basename(path), bs, phase] + r[-1][2:]
-                     for phase, r in blocks_rows(per).items()]
-    if not merged:
-        return []
-    med = {bs: {name: {k: dict(median_wall_s=statistics.median(v))
-                       for k, v in run.items()} for name, run in per.items()}
-           for bs, per in merged.items()}
-    out = ['', f'`--mode blocks`, each cell the median of '
-           f'{len({r[0] for r in rows})} runs:']
-    out += blocks_table(dict(runs=dict(blocks=med)), level='####')
-    return out + ['', 'Per run, res2-res4 (x blocks):', ''] + table(
-        ['run', 'batch', 'phase'] + BLOCK_HEAD, rows)
+            res = json.load(f)
+        commit, threads = _settings(res['machine'])
+        for bs, per in res['runs'].get('blocks', {}).items():
+            key = (commit, bs, threads)
+            for phase, cells in block_cells(per).items():
+                groups.setdefault(key, {}).setdefault(phase, []).append(cells)
+                rows.append([osp.basename(path), key[0], bs, key[2], phase] +
+                            _block_row(cells[-1], 1)[2:])
+    out = []
+    for (commit, bs, threads), phases in groups.items():
+        n = len(next(iter(phases.values())))
+        out += ['', f'#### `--mode blocks`, commit {commit}, batch {bs}, '
+                f'{threads} threads: each cell the median of {n} runs', '']
+        for phase, runs in phases.items():
+            what = ('forward + backward' if phase == 'train' else
+                    'forward, no_grad, eval mode')
+            med = [(row[0][0], row[0][1], *(statistics.median(c) for c in
+                                            list(zip(*row))[2:]))
+                   for row in zip(*runs)]
+            out += ['', f'{what}:', ''] + table(
+                ['stage', 'blocks', 'R-50 block ms', 'SB block ms'] +
+                BLOCK_HEAD[2:], [_block_row(r, 1 if r is med[-1] else 2)
+                                 for r in med])
+    if rows:
+        out += ['', 'Per run, the per-network sums:', ''] + table(
+            ['run', 'commit', 'batch', 'threads', 'phase'] + BLOCK_HEAD,
+            rows)
+    return out
 
 
 def update_docs(page=osp.join(DOCS, 'benchmark.md')):

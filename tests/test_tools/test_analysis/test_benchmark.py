@@ -188,7 +188,8 @@ def test_stage_tables_attribute_the_extra_time(bench, tmp_path):
     def result(walls, gflops=None):
         return dict(runs=dict(train={'8': {
             k: dict(median_wall_s=w) for k, w in walls.items()}}),
-            models={k: dict(gflops=g) for k, g in (gflops or {}).items()})
+            models={k: dict(gflops=g) for k, g in (gflops or {}).items()},
+            machine=dict(commit='abc', threads=2, channels_last=False))
     keys = ['r50', 'sb-r50-res2', 'sb-r50-res3', 'sb-r50-res4', 'sb-r50']
     one = result(dict(zip(keys, (1.0, 1.01, 1.03, 1.05, 1.08))),
                  dict(zip(keys, (4.0, 4.01, 4.01, 4.02, 4.04))))
@@ -208,8 +209,8 @@ def test_stage_tables_attribute_the_extra_time(bench, tmp_path):
         paths[-1].write_text(json.dumps(result(walls)))
     rows = [r for r in bench.stage_series(paths) if r.startswith('| ')]
     assert [c.strip() for c in rows[-1].split('|')[1:-1]] == [
-        'median of 3', 'train', '8', '+12.0', '+30.0', '+50.0', '+92.0',
-        '+80.0', '1000']
+        'median of 3', 'abc', 'train', '8', '2', '+12.0', '+30.0', '+50.0',
+        '+92.0', '+80.0', '1000']
     assert bench.stage_series(paths[:0]) == []
 
 
@@ -242,26 +243,83 @@ def test_blocks_are_the_blocks_of_r50_and_sb_r50(bench):
         2, planes * 4, hw, hw)
 
 
-def test_blocks_rows_sum_the_blocks_of_each_stage(bench):
-    run = {f'{s}/{phase}': {
+def _blocks_run(r50=100., sb=110.):
+    return {f'{s}/{phase}': {
         k: dict(median_wall_s=ms / 1e3) for k, ms in zip(
             ('r50', 'sb-r50', 'sb-r50-widened', 'sb-branch'), vals)}
         for phase, s, vals in (
-            ('train', 'res2', (100, 110, 104, 8)),
+            ('train', 'res2', (r50, sb, 104, 8)),
             ('train', 'res3', (50, 54, 52, 3)),
             ('train', 'res4', (40, 41, 40.5, 1)),
             ('infer', 'res2', (30, 33, 31, 2)))}
-    rows = bench.blocks_rows(run)
-    assert list(rows) == ['train', 'infer']
-    assert rows['train'][0] == ['res2', '3', '100.00', '110.00', '+10.00',
-                                '+10.0%', '+4.00', '8.00']
+
+
+def test_block_cells_sum_the_blocks_of_each_stage(bench):
+    cells = bench.block_cells(_blocks_run())
+    assert list(cells) == ['train', 'infer']
+    assert cells['train'][0] == ('res2', 3, 100, 110, 10, 4, 8)
     # 3 + 4 + 6 blocks: 3*100 + 4*50 + 6*40 = 740 ms of R-50 blocks
-    assert rows['train'][-1] == ['res2-res4, x blocks', '13', '740.0',
-                                 '792.0', '+52.0', '+7.0%', '+23.0', '42.0']
-    assert rows['infer'][-1][2:5] == ['90.0', '99.0', '+9.0']
-    text = '\n'.join(bench.blocks_table(dict(runs=dict(blocks={'8': run}))))
+    assert [round(v, 6) if isinstance(v, float) else v
+            for v in cells['train'][-1]] == [
+        'res2-res4, x blocks', 13, 740, 792, 52, 23, 42]
+    # a run cut after res2: its sums count res2's 3 blocks only
+    assert cells['infer'][-1][:5] == ('res2, x blocks', 3, 90, 99, 9)
+    text = '\n'.join(bench.blocks_table(dict(runs=dict(blocks={
+        '8': _blocks_run()}))))
     assert 'batch 8, forward + backward' in text
     assert 'batch 8, forward, no_grad, eval mode' in text
+    assert '| res2-res4, x blocks |     13 |         740.0 |' in text
+
+
+def test_blocks_series_keeps_each_run_paired(bench, tmp_path):
+    """Each cell is the median of the runs' own cells: SB - R-50 within a
+    run, never a median of SB against a median of R-50 of other runs."""
+    paths = []
+    for i, (r50, sb) in enumerate(((100, 110), (200, 205), (150, 180))):
+        paths.append(tmp_path / f'{i}.json')
+        paths[-1].write_text(json.dumps(dict(
+            runs=dict(blocks={'8': _blocks_run(r50, sb)}),
+            machine=dict(commit='abc', threads=2, channels_last=False))))
+    text = '\n'.join(bench.blocks_series(paths))
+    assert 'commit abc, batch 8, 2 threads: each cell the median of 3 runs' \
+        in text
+    row = next(r for r in text.splitlines() if r.startswith('| res2 '))
+    # extras 10, 5, 30 within the runs: median 10 (the median of SB's
+    # times against R-50's would say 180 - 150 = 30)
+    assert [c.strip() for c in row.split('|')[1:-1]][:5] == [
+        'res2', '3', '150.00', '180.00', '+10.00']
+    per_run = [r for r in text.splitlines() if r.startswith('| 0.json')]
+    assert len(per_run) == 2 and '+52.0' in per_run[0]
+    assert bench.blocks_series([]) == []
+
+
+def test_block_step_trains_or_infers(bench):
+    """train: train mode, gradients reach the parameters and the inputs and
+    are freed after the step; infer: eval mode, no graph."""
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            seen.append((self.training, torch.is_grad_enabled()))
+            y = self.lin(x)
+            if y.requires_grad:
+                y.register_hook(lambda g: seen.append('backward'))
+            return y
+    timer = bench.Timer(bench.parse_args([]))
+    probe = Probe()
+    step = timer.block_step(probe, [(2, 4)], train=True)
+    seen.clear()
+    step()
+    assert seen == [(True, True), 'backward']
+    assert all(p.grad is None for p in probe.parameters())
+    step = timer.block_step(probe, [(2, 4)], train=False)
+    seen.clear()
+    assert not step().requires_grad
+    assert seen == [(False, False)]
 
 
 @pytest.mark.slow
