@@ -729,7 +729,7 @@ def blocks_series(paths):
     for (commit, bs, threads), phases in groups.items():
         n = len(next(iter(phases.values())))
         out += ['', f'#### `--mode blocks`, commit {commit}, batch {bs}, '
-                f'{threads} threads: each cell the median of {n} runs', '']
+                f'{threads} threads: each cell the median of {n} runs']
         for phase, runs in phases.items():
             what = ('forward + backward' if phase == 'train' else
                     'forward, no_grad, eval mode')
