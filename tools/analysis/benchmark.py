@@ -522,10 +522,10 @@ BLOCK_HEAD = ['R-50 ms', 'SB ms', 'extra ms', 'extra',
 
 def block_cells(per):
     """{phase: rows} of one batch size's ``--mode blocks`` run, in ms: per
-    stage, (stage, blocks, R-50, SB, SB - R-50, widened - R-50, branch
-    alone), each difference within the run; the last row per network: each
-    stage's figures times its blocks, summed (a stage's first block counted
-    as the others)."""
+    stage, (stage, blocks, R-50, SB, SB - R-50, (SB - R-50) / R-50,
+    widened - R-50, branch alone), each difference and share within the
+    run; the last row per network: each stage's figures times its blocks,
+    summed (a stage's first block counted as the others)."""
     out = {}
     for phase in ('train', 'infer'):
         rows = []
@@ -533,23 +533,26 @@ def block_cells(per):
             run = per.get(f'{stage}/{phase}')
             if run is not None:
                 ms = {k: v['median_wall_s'] * 1e3 for k, v in run.items()}
-                rows.append((stage, n, ms['r50'], ms['sb-r50'],
-                             ms['sb-r50'] - ms['r50'],
+                extra = ms['sb-r50'] - ms['r50']
+                rows.append((stage, n, ms['r50'], ms['sb-r50'], extra,
+                             extra / ms['r50'],
                              ms['sb-r50-widened'] - ms['r50'],
                              ms['sb-branch']))
         if rows:
-            net = [sum(r[1] * r[c] for r in rows) for c in range(2, 7)]
+            r50, sb, extra, widened, branch = (
+                sum(r[1] * r[c] for r in rows) for c in (2, 3, 4, 6, 7))
             name = rows[0][0] + (f'-{rows[-1][0]}' if len(rows) > 1 else '')
-            out[phase] = rows + [(f'{name}, x blocks',
-                                  sum(r[1] for r in rows), *net)]
+            out[phase] = rows + [(f'{name}, x blocks', sum(
+                r[1] for r in rows), r50, sb, extra, extra / r50, widened,
+                branch)]
     return out
 
 
 def _block_row(cells, digits):
-    name, n, r50, sb, extra, widened, branch = cells
+    name, n, r50, sb, extra, share, widened, branch = cells
     return [name, str(n)] + [f'{v:.{digits}f}' for v in (r50, sb)] + [
-        f'{extra:+.{digits}f}', f'{extra / r50:+.1%}',
-        f'{widened:+.{digits}f}', f'{branch:.{digits}f}']
+        f'{extra:+.{digits}f}', f'{share:+.1%}', f'{widened:+.{digits}f}',
+        f'{branch:.{digits}f}']
 
 
 def blocks_table(res):

@@ -257,11 +257,11 @@ def _blocks_run(r50=100., sb=110.):
 def test_block_cells_sum_the_blocks_of_each_stage(bench):
     cells = bench.block_cells(_blocks_run())
     assert list(cells) == ['train', 'infer']
-    assert cells['train'][0] == ('res2', 3, 100, 110, 10, 4, 8)
+    assert cells['train'][0] == ('res2', 3, 100, 110, 10, 0.1, 4, 8)
     # 3 + 4 + 6 blocks: 3*100 + 4*50 + 6*40 = 740 ms of R-50 blocks
     assert [round(v, 6) if isinstance(v, float) else v
             for v in cells['train'][-1]] == [
-        'res2-res4, x blocks', 13, 740, 792, 52, 23, 42]
+        'res2-res4, x blocks', 13, 740, 792, 52, round(52 / 740, 6), 23, 42]
     # a run cut after res2: its sums count res2's 3 blocks only
     assert cells['infer'][-1][:5] == ('res2, x blocks', 3, 90, 99, 9)
     text = '\n'.join(bench.blocks_table(dict(runs=dict(blocks={
@@ -285,9 +285,10 @@ def test_blocks_series_keeps_each_run_paired(bench, tmp_path):
         in text
     row = next(r for r in text.splitlines() if r.startswith('| res2 '))
     # extras 10, 5, 30 within the runs: median 10 (the median of SB's
-    # times against R-50's would say 180 - 150 = 30)
-    assert [c.strip() for c in row.split('|')[1:-1]][:5] == [
-        'res2', '3', '150.00', '180.00', '+10.00']
+    # times against R-50's would say 180 - 150 = 30); shares 10%, 2.5%,
+    # 20%: median 10% (not 10 / 150)
+    assert [c.strip() for c in row.split('|')[1:-1]][:6] == [
+        'res2', '3', '150.00', '180.00', '+10.00', '+10.0%']
     per_run = [r for r in text.splitlines() if r.startswith('| 0.json')]
     assert len(per_run) == 2 and '+52.0' in per_run[0]
     assert bench.blocks_series([]) == []
