@@ -518,6 +518,10 @@ def report(res):
 
 BLOCK_HEAD = ['R-50 ms', 'SB ms', 'extra ms', 'extra',
               'widened, no branch: extra ms', 'branch + concat alone ms']
+STAGE_HEAD = ['stage', 'blocks', 'R-50 block ms', 'SB block ms'] + \
+    BLOCK_HEAD[2:]
+PHASES = {'train': 'forward + backward',
+          'infer': 'forward, no_grad, eval mode'}
 
 
 def block_cells(per):
@@ -527,7 +531,7 @@ def block_cells(per):
     run; the last row per network: each stage's figures times its blocks,
     summed (a stage's first block counted as the others)."""
     out = {}
-    for phase in ('train', 'infer'):
+    for phase in PHASES:
         rows = []
         for stage, n in zip(STAGES, BLOCKS):
             run = per.get(f'{stage}/{phase}')
@@ -560,14 +564,10 @@ def blocks_table(res):
     out = []
     for bs, per in res['runs'].get('blocks', {}).items():
         for phase, rows in block_cells(per).items():
-            what = ('forward + backward' if phase == 'train' else
-                    'forward, no_grad, eval mode')
             out += ['', f'### One bottleneck per stage, batch {bs}, '
-                    f'{what}: where SB\'s extra time goes', '']
-            out += table(['stage', 'blocks', 'R-50 block ms', 'SB block ms']
-                         + BLOCK_HEAD[2:], [
-                             _block_row(r, 1 if r is rows[-1] else 2)
-                             for r in rows])
+                    f'{PHASES[phase]}: where SB\'s extra time goes', '']
+            out += table(STAGE_HEAD, [_block_row(r, 1 if r is rows[-1] else 2)
+                                      for r in rows])
     return out
 
 
@@ -734,15 +734,12 @@ def blocks_series(paths):
         out += ['', f'#### `--mode blocks`, commit {commit}, batch {bs}, '
                 f'{threads} threads: each cell the median of {n} runs']
         for phase, runs in phases.items():
-            what = ('forward + backward' if phase == 'train' else
-                    'forward, no_grad, eval mode')
             med = [(row[0][0], row[0][1], *(statistics.median(c) for c in
                                             list(zip(*row))[2:]))
                    for row in zip(*runs)]
-            out += ['', f'{what}:', ''] + table(
-                ['stage', 'blocks', 'R-50 block ms', 'SB block ms'] +
-                BLOCK_HEAD[2:], [_block_row(r, 1 if r is med[-1] else 2)
-                                 for r in med])
+            out += ['', f'{PHASES[phase]}:', ''] + table(
+                STAGE_HEAD, [_block_row(r, 1 if r is med[-1] else 2)
+                             for r in med])
     if rows:
         out += ['', 'Per run, the per-network sums:', ''] + table(
             ['run', 'commit', 'batch', 'threads', 'phase'] + BLOCK_HEAD,
@@ -854,7 +851,7 @@ def main(argv=None):
             per = res['runs'].setdefault('blocks', {}).setdefault(str(bs), {})
             for stage in STAGES:
                 blocks = build_blocks(stage, args.resolution)
-                for phase in ('train', 'infer'):
+                for phase in PHASES:
                     log(f'blocks, {stage}, {phase}, batch {bs}')
                     per[f'{stage}/{phase}'] = timer.run(
                         {k: timer.block_step(m, [(bs, *s) for s in shapes],
