@@ -730,26 +730,29 @@ def reading(effect, vs_plain, vs_sb, n):
     return 'more than SB'
 
 
-def schedule_reading(one, four):
-    """Whether SB - plain is a difference of how fast the models learn or of
-    where they end, in words, from its paired statistics at 1x (``one``) and
-    4x (``four``) the schedule on the same seeds."""
+def schedule_reading(one, four, who='SB'):
+    """Whether ``who`` - plain is a difference of how fast the models learn
+    or of where they end, in words, from its paired statistics at 1x
+    (``one``) and 4x (``four``) the schedule on the same seeds."""
     n = four['n']
     if n >= MIN_SEEDS:
         a, b = one['verdict'], four['verdict']
         if a != 'not established' and b == a:
-            return (f'SB {a} at 1x and at 4x: the difference stays with '
+            return (f'{who} {a} at 1x and at 4x: the difference stays with '
                     f'four times the training')
         if a != 'not established' and b == 'not established':
-            return (f'SB {a} at 1x, not established at 4x: the difference '
+            return (f'{who} {a} at 1x, not established at 4x: the difference '
                     f'fades with training, so at 1x it is at least partly '
                     f'one of how fast the models learn')
         if a == 'not established' and b != 'not established':
-            return (f'not established at 1x, SB {b} at 4x: the difference '
+            return (f'not established at 1x, {who} {b} at 4x: the difference '
                     f'shows only with longer training')
         if a == 'not established':
             return 'not established at either length'
-        return f'SB {a} at 1x and {b} at 4x'
+        return f'{who} {a} at 1x and {b} at 4x'
+
+    if n < 2:
+        return 'one seed: no interval to read yet'
 
     def side(d):  # which side of 0 the t interval lies on, 0 if across
         return 1 if d['lo'] > 0 else -1 if d['hi'] < 0 else 0
@@ -768,6 +771,9 @@ def schedule_reading(one, four):
                         'one of how fast the models learn')
     if not s1 and s4:
         return words + 'a gap shows only at 4x'
+    if not s1:
+        return words + ('both intervals include 0: no gap shows at either '
+                        'length')
     return words + 'too few seeds to tell'
 
 
@@ -893,7 +899,7 @@ def write_report(args, argv):
     tasks = [t for t in tasks if t['main']]
     titles = {v: spec['title'] for v, spec in VARIANTS.items()}
     context = [context_summary(t, TASKS[t], runs[t], probes, compare,
-                               titles)
+                               titles, schedule_reading)
                for t in TASKS if t in runs and family[t] == 'context']
     if not tasks and not context:
         return False

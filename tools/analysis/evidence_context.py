@@ -18,6 +18,9 @@ import time
 
 # the models of the family, in the order of the tables
 MODELS = ('plain', 'sb', 'nl', 'gc')
+# seeds per model of the 4x schedule, run on a rule where a model stays
+# at chance at 1x (for all four models, so 4x tells speed from capability)
+SEEDS_4X = 3
 # which part of SB carries position (optional rows)
 ABLATIONS = ('sb-global', 'sb-pool-only')
 FOUR_X = {'plain-4x': 'plain', 'sb-4x': 'sb', 'nl-4x': 'nl', 'gc-4x': 'gc'}
@@ -170,11 +173,36 @@ def carry_rows(store, titles):
     return rows
 
 
-def task_summary(task, spec, by_variant, probes, compare, titles):
+def schedule_rows(by_variant, compare, read, titles):
+    """Each model against plain at 4x the schedule beside the same
+    comparison at 1x on the seeds that ran 4x (so both pair the same
+    seeds), on the accuracy beyond the field, with ``read``'s words for the
+    two (``evidence.schedule_reading``)."""
+    rows = []
+    for variant, model in FOUR_X.items():
+        four = compare(by_variant, variant, 'plain-4x') \
+            if model != 'plain' else None
+        if not four:
+            continue
+        seeds = {b['seed'] for b, _ in four['pairs']}
+        one = compare({k: [r for r in recs if r['seed'] in seeds]
+                       for k, recs in by_variant.items()}, model, 'plain')
+        if not one or len(one['pairs']) != len(seeds):
+            continue
+        a, b = one['stats']['diff'], four['stats']['diff']
+        rows.append(dict(variant=variant, title=titles[model],
+                         seeds=sorted(seeds), one=a, four=b,
+                         reading=read(a, b, model.upper())))
+    return rows
+
+
+def task_summary(task, spec, by_variant, probes, compare, titles,
+                 read=None):
     """What the template shows of one context task: a row per model (and
     per optional variant) with its accuracy beyond and within the field and
     overall, paired against plain and SB on the beyond-field accuracy; the
-    4x rows; the curve by distance."""
+    4x rows and, given ``read``, their reading against 1x; the curve by
+    distance."""
     from mmsb.evaluation import GAP_BINS, gap_bin_names
     rows = []
 
@@ -226,6 +254,9 @@ def task_summary(task, spec, by_variant, probes, compare, titles):
     return dict(
         spec, name=task, rule=task.split('-', 1)[1], rows=rows,
         rows_4x=four, probes=pr, field=field, bins=list(GAP_BINS),
+        seeds_4x=SEEDS_4X,
+        schedule_4x=schedule_rows(by_variant, compare, read, titles)
+        if read else [],
         bin_names=names, curves=curves, counts=counts,
         n_beyond=first.get('metrics', {}).get('obj/n_beyond'),
         n_within=first.get('metrics', {}).get('obj/n_within'),

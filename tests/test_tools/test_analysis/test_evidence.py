@@ -203,10 +203,55 @@ def diff(mean, lo, hi, n, verdict='not established'):
     (diff(-12, -20, -4, 3), diff(-8, -15, 1, 3), 'too few seeds to tell'),
     (diff(-12, -20, -4, 3), diff(6, 2, 10, 3), 'reverses at 4x'),
     (diff(1, -5, 7, 3), diff(5, 1, 9, 3), 'a gap shows only at 4x'),
+    (diff(0, -1, 1, 3), diff(0.2, -0.5, 0.9, 3),
+     'both intervals include 0: no gap shows at either length'),
+    (diff(0, 0, 0, 3), diff(0, -0.4, 0.4, 3), 'no gap shows at either'),
+    # one seed has no interval: nothing to read, whatever the means
+    (diff(50, float('nan'), float('nan'), 1),
+     diff(49, float('nan'), float('nan'), 1), 'one seed: no interval'),
 ])
 def test_schedule_reading(one, four, words):
     out = load_tool('analysis/evidence').schedule_reading(one, four)
     assert out.startswith(words) or words in out
+
+
+def test_schedule_reading_names_the_model_compared():
+    out = load_tool('analysis/evidence').schedule_reading(
+        diff(49, 48, 50, 8, 'better'), diff(49, 48, 50, 8, 'better'), 'GC')
+    assert out.startswith('GC better at 1x and at 4x')
+
+
+def test_context_4x_rows_pair_the_same_seeds_at_1x_and_4x():
+    """A context model's 4x reading compares it with plain-4x on the seeds
+    both ran, and the 1x difference beside it on exactly those seeds: here
+    the 1x gap over all six seeds (+10) differs from the one on the two
+    seeds that ran 4x (+40), and the report must show +40."""
+    ev = load_tool('analysis/evidence')
+    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+    from evidence_context import schedule_rows
+
+    def rec(variant, seed, metric):
+        return dict(variant=variant, seed=seed, metric=metric, s_per_iter=1.0,
+                    options=[], data={}, commit='x')
+
+    gap = {0: 40, 1: 40, 2: 0, 3: 0, 4: -20, 5: 0}
+    runs = {'plain': [rec('plain', s, 50) for s in range(6)],
+            'gc': [rec('gc', s, 50 + gap[s]) for s in range(6)],
+            'plain-4x': [rec('plain-4x', s, 50) for s in (0, 1, 2)],
+            # gc-4x ran seeds 0, 1 and 7; seed 7 has no plain-4x twin
+            'gc-4x': [rec('gc-4x', s, 95 + s) for s in (0, 1, 7)]}
+    titles = {'gc': 'GCNet'}
+    rows = schedule_rows(runs, ev.compare, ev.schedule_reading, titles)
+    assert len(rows) == 1
+    r = rows[0]
+    assert r['variant'] == 'gc-4x' and r['seeds'] == [0, 1]
+    assert r['one']['n'] == r['four']['n'] == 2
+    assert r['one']['mean'] == pytest.approx(40)
+    assert r['four']['mean'] == pytest.approx(45.5)
+    assert r['reading'].startswith('2 seeds allow no rank-test verdict')
+    # no plain-4x: no 4x reading at all
+    del runs['plain-4x']
+    assert schedule_rows(runs, ev.compare, ev.schedule_reading, titles) == []
 
 
 def test_each_task_names_its_data_set():
