@@ -51,6 +51,7 @@ import datetime
 import functools
 import glob
 import json
+import math
 import os
 import os.path as osp
 import re
@@ -730,6 +731,20 @@ def reading(effect, vs_plain, vs_sb, n):
     return 'more than SB'
 
 
+def schedule_pair(by_variant, model, base='plain'):
+    """``model`` against ``base`` at 1x and at 4x the schedule (the
+    variants ``<model>-4x`` and ``<base>-4x``), both on the seeds all four
+    ran, so the two rows pair the same seeds; None without such a seed."""
+    names = (model, base, f'{model}-4x', f'{base}-4x')
+    seeds = set.intersection(*({r['seed'] for r in by_variant.get(v, [])}
+                               for v in names))
+    if not seeds:
+        return None
+    on = {k: [r for r in recs if r['seed'] in seeds]
+          for k, recs in by_variant.items()}
+    return compare(on, model, base), compare(on, names[2], names[3])
+
+
 def schedule_reading(one, four, who='SB'):
     """Whether ``who`` - plain is a difference of how fast the models learn
     or of where they end, in words, from its paired statistics at 1x
@@ -751,8 +766,10 @@ def schedule_reading(one, four, who='SB'):
             return 'not established at either length'
         return f'{who} {a} at 1x and {b} at 4x'
 
-    if n < 2:
+    if min(n, one['n']) < 2:
         return 'one seed: no interval to read yet'
+    if any(math.isnan(d[k]) for d in (one, four) for k in ('lo', 'hi')):
+        return 'no interval to read (a metric is missing)'
 
     def side(d):  # which side of 0 the t interval lies on, 0 if across
         return 1 if d['lo'] > 0 else -1 if d['hi'] < 0 else 0
@@ -772,8 +789,9 @@ def schedule_reading(one, four, who='SB'):
     if not s1 and s4:
         return words + 'a gap shows only at 4x'
     if not s1:
-        return words + ('both intervals include 0: no gap shows at either '
-                        'length')
+        return words + ('neither interval excludes 0: no gap shown at '
+                        'either length (gaps within the intervals are not '
+                        'ruled out)')
     return words + 'too few seeds to tell'
 
 
@@ -820,12 +838,9 @@ def task_summary(task, by_variant, probes):
                     'not established', comp['stats']['diff']['verdict'],
                     vs_sb and vs_sb['stats']['diff']['verdict'],
                     comp['stats']['diff']['n'])))
-        if 'sb-4x' in by_name:
-            # 1x on the seeds that ran 4x, so both rows pair the same seeds
-            seeds = {r['seed'] for r in by_variant['sb-4x']}
-            one = compare({k: [r for r in recs if r['seed'] in seeds]
-                           for k, recs in by_variant.items()}, 'sb', 'plain')
-            four = by_name['sb-4x']
+        pair = schedule_pair(by_variant, 'sb')
+        if pair:
+            one, four = pair
             out['schedule'] = [one, four]
             out['schedule_reading'] = schedule_reading(
                 one['stats']['diff'], four['stats']['diff'])
@@ -899,7 +914,7 @@ def write_report(args, argv):
     tasks = [t for t in tasks if t['main']]
     titles = {v: spec['title'] for v, spec in VARIANTS.items()}
     context = [context_summary(t, TASKS[t], runs[t], probes, compare,
-                               titles, schedule_reading)
+                               titles, (schedule_pair, schedule_reading))
                for t in TASKS if t in runs and family[t] == 'context']
     if not tasks and not context:
         return False

@@ -173,35 +173,31 @@ def carry_rows(store, titles):
     return rows
 
 
-def schedule_rows(by_variant, compare, read, titles):
+def schedule_rows(by_variant, pair, read, titles):
     """Each model against plain at 4x the schedule beside the same
-    comparison at 1x on the seeds that ran 4x (so both pair the same
-    seeds), on the accuracy beyond the field, with ``read``'s words for the
-    two (``evidence.schedule_reading``)."""
+    comparison at 1x, both on the seeds all four ran (``pair``:
+    ``evidence.schedule_pair``), on the accuracy beyond the field, with
+    ``read``'s words for the two (``evidence.schedule_reading``)."""
     rows = []
-    for variant, model in FOUR_X.items():
-        four = compare(by_variant, variant, 'plain-4x') \
-            if model != 'plain' else None
-        if not four:
+    for model in MODELS[1:]:
+        got = pair(by_variant, model)
+        if not got:
             continue
-        seeds = {b['seed'] for b, _ in four['pairs']}
-        one = compare({k: [r for r in recs if r['seed'] in seeds]
-                       for k, recs in by_variant.items()}, model, 'plain')
-        if not one or len(one['pairs']) != len(seeds):
-            continue
+        one, four = got
         a, b = one['stats']['diff'], four['stats']['diff']
-        rows.append(dict(variant=variant, title=titles[model],
-                         seeds=sorted(seeds), one=a, four=b,
-                         reading=read(a, b, model.upper())))
+        rows.append(dict(variant=four['variant'], title=titles[model],
+                         seeds=[r['seed'] for r, _ in four['pairs']],
+                         one=a, four=b, reading=read(a, b, model.upper())))
     return rows
 
 
 def task_summary(task, spec, by_variant, probes, compare, titles,
-                 read=None):
+                 schedule=None):
     """What the template shows of one context task: a row per model (and
     per optional variant) with its accuracy beyond and within the field and
     overall, paired against plain and SB on the beyond-field accuracy; the
-    4x rows and, given ``read``, their reading against 1x; the curve by
+    4x rows and, given ``schedule`` (``evidence.schedule_pair`` and
+    ``evidence.schedule_reading``), their reading against 1x; the curve by
     distance."""
     from mmsb.evaluation import GAP_BINS, gap_bin_names
     rows = []
@@ -255,8 +251,8 @@ def task_summary(task, spec, by_variant, probes, compare, titles,
         spec, name=task, rule=task.split('-', 1)[1], rows=rows,
         rows_4x=four, probes=pr, field=field, bins=list(GAP_BINS),
         seeds_4x=SEEDS_4X,
-        schedule_4x=schedule_rows(by_variant, compare, read, titles)
-        if read else [],
+        schedule_4x=schedule_rows(by_variant, *schedule, titles)
+        if schedule else [],
         bin_names=names, curves=curves, counts=counts,
         n_beyond=first.get('metrics', {}).get('obj/n_beyond'),
         n_within=first.get('metrics', {}).get('obj/n_within'),

@@ -204,11 +204,17 @@ def diff(mean, lo, hi, n, verdict='not established'):
     (diff(-12, -20, -4, 3), diff(6, 2, 10, 3), 'reverses at 4x'),
     (diff(1, -5, 7, 3), diff(5, 1, 9, 3), 'a gap shows only at 4x'),
     (diff(0, -1, 1, 3), diff(0.2, -0.5, 0.9, 3),
-     'both intervals include 0: no gap shows at either length'),
-    (diff(0, 0, 0, 3), diff(0, -0.4, 0.4, 3), 'no gap shows at either'),
+     'neither interval excludes 0: no gap shown at either length (gaps '
+     'within the intervals are not ruled out)'),
+    (diff(0, 0, 0, 3), diff(0, -0.4, 0.4, 3), 'no gap shown at either'),
     # one seed has no interval: nothing to read, whatever the means
     (diff(50, float('nan'), float('nan'), 1),
      diff(49, float('nan'), float('nan'), 1), 'one seed: no interval'),
+    (diff(50, float('nan'), float('nan'), 1), diff(49, 47, 51, 3),
+     'one seed: no interval'),
+    # an interval that could not be computed is not one that includes 0
+    (diff(5, float('nan'), float('nan'), 3), diff(6, 1, 11, 3),
+     'no interval to read'),
 ])
 def test_schedule_reading(one, four, words):
     out = load_tool('analysis/evidence').schedule_reading(one, four)
@@ -222,10 +228,11 @@ def test_schedule_reading_names_the_model_compared():
 
 
 def test_context_4x_rows_pair_the_same_seeds_at_1x_and_4x():
-    """A context model's 4x reading compares it with plain-4x on the seeds
-    both ran, and the 1x difference beside it on exactly those seeds: here
-    the 1x gap over all six seeds (+10) differs from the one on the two
-    seeds that ran 4x (+40), and the report must show +40."""
+    """A context model's 4x reading compares it with plain-4x, and the 1x
+    difference beside it with plain, both on exactly the seeds all four
+    ran: here the 1x gap over all six seeds (+10) differs from the one on
+    the seeds that ran 4x (+40), and the report must show +40; a seed only
+    one side ran is left out of both."""
     ev = load_tool('analysis/evidence')
     sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
     from evidence_context import schedule_rows
@@ -236,22 +243,32 @@ def test_context_4x_rows_pair_the_same_seeds_at_1x_and_4x():
 
     gap = {0: 40, 1: 40, 2: 0, 3: 0, 4: -20, 5: 0}
     runs = {'plain': [rec('plain', s, 50) for s in range(6)],
-            'gc': [rec('gc', s, 50 + gap[s]) for s in range(6)],
-            'plain-4x': [rec('plain-4x', s, 50) for s in (0, 1, 2)],
-            # gc-4x ran seeds 0, 1 and 7; seed 7 has no plain-4x twin
-            'gc-4x': [rec('gc-4x', s, 95 + s) for s in (0, 1, 7)]}
+            'gc': [rec('gc', s, 50 + gap[s] + s / 10) for s in range(6)],
+            'plain-4x': [rec('plain-4x', s, 50) for s in (0, 1, 2, 8)],
+            # seed 7: no plain-4x twin; seed 8: no 1x run
+            'gc-4x': [rec('gc-4x', s, 95 + s) for s in (0, 1, 7, 8)]}
     titles = {'gc': 'GCNet'}
-    rows = schedule_rows(runs, ev.compare, ev.schedule_reading, titles)
+    rows = schedule_rows(runs, ev.schedule_pair, ev.schedule_reading, titles)
     assert len(rows) == 1
     r = rows[0]
     assert r['variant'] == 'gc-4x' and r['seeds'] == [0, 1]
     assert r['one']['n'] == r['four']['n'] == 2
-    assert r['one']['mean'] == pytest.approx(40)
+    assert r['one']['mean'] == pytest.approx(40.05)
     assert r['four']['mean'] == pytest.approx(45.5)
-    assert r['reading'].startswith('2 seeds allow no rank-test verdict')
+    assert r['reading'] == ('2 seeds allow no rank-test verdict; by the 95% '
+                            't intervals alone, the gap stays at 4x (both '
+                            'intervals exclude 0 on the same side)')
+    # the model is named in a verdict (6 seeds or more)
+    seeds = range(6)
+    runs['plain-4x'] = [rec('plain-4x', s, 50 + s / 10) for s in seeds]
+    runs['gc-4x'] = [rec('gc-4x', s, 95 + s / 5) for s in seeds]
+    runs['gc'] = [rec('gc', s, 90 + s / 7) for s in seeds]
+    rows = schedule_rows(runs, ev.schedule_pair, ev.schedule_reading, titles)
+    assert rows[0]['reading'].startswith('GC better at 1x and at 4x')
     # no plain-4x: no 4x reading at all
     del runs['plain-4x']
-    assert schedule_rows(runs, ev.compare, ev.schedule_reading, titles) == []
+    assert schedule_rows(runs, ev.schedule_pair, ev.schedule_reading,
+                         titles) == []
 
 
 def test_each_task_names_its_data_set():
@@ -329,6 +346,11 @@ def test_readme_table_is_rendered_from_the_stored_runs(tmp_path):
     _, again, _ = evidence.readme_block(str(readme))
     assert ours == again
     assert ours.count('\n|') >= 6  # the header and a row per task
+    # the context tasks' 4x rows are read against 1x in the report
+    text = (tmp_path / 'evidence.md').read_text()
+    assert 'At 4x the schedule, each model against plain at 4x' in text
+    assert re.search(r'^- \*\*GCNet \(ContextBlock\)\*\* \(seeds 0, 1', text,
+                     re.M)
 
 
 def test_demo_doc_range_is_the_stored_runs():
