@@ -185,9 +185,13 @@ def schedule_rows(by_variant, pair, read, titles):
             continue
         one, four = got
         a, b = one['stats']['diff'], four['stats']['diff']
+        at_1x = {r['seed']: r['metric'] for _, r in one['pairs']}
         rows.append(dict(variant=four['variant'], title=titles[model],
                          seeds=[r['seed'] for r, _ in four['pairs']],
-                         one=a, four=b, reading=read(a, b, model.upper())))
+                         one=a, four=b, reading=read(a, b, model.upper()),
+                         # the model's own accuracy, seed by seed
+                         per_seed=[(r['seed'], at_1x[r['seed']], r['metric'])
+                                   for _, r in four['pairs']]))
     return rows
 
 

@@ -255,6 +255,7 @@ def test_context_4x_rows_pair_the_same_seeds_at_1x_and_4x():
     assert r['one']['n'] == r['four']['n'] == 2
     assert r['one']['mean'] == pytest.approx(40.05)
     assert r['four']['mean'] == pytest.approx(45.5)
+    assert r['per_seed'] == [(0, 90.0, 95), (1, pytest.approx(90.1), 96)]
     assert r['reading'] == ('2 seeds allow no rank-test verdict; by the 95% '
                             't intervals alone, the gap stays at 4x (both '
                             'intervals exclude 0 on the same side)')
