@@ -19,7 +19,10 @@ metric, curves, time per iteration, options, commit). The report is
 rendered from those files alone, through the template beside it
 (``docs/evidence/evidence.md.j2``), so runs can be added over several
 sittings (``--resume`` skips the runs whose JSON exists) and any reader can
-regenerate the tables without training (``--report-only``).
+regenerate the tables without training (``--report-only``). One copy
+trains in a work folder at a time: a second one started on the same
+``--work-dir`` stops before any work and names the first one's pid
+(``--report-only`` may run beside it).
 
 Pairing: for seed ``s`` every variant gets ``randomness.seed=s`` (same data
 order and augmentation) and starts from weights made here: the plain model
@@ -48,6 +51,7 @@ overwritten without ``--force``.
 import argparse
 import copy
 import datetime
+import fcntl
 import functools
 import glob
 import json
@@ -1074,40 +1078,70 @@ def cam_pictures(args, path):
             ckpts[-1], REPO)), f)
 
 
+def hold_work_dir(work_dir):
+    """Lock ``work_dir`` for this process (released when it exits), or stop
+    with the pid of the process that holds it: two copies of this tool in
+    one work folder would train the same runs twice, side by side, and each
+    would slow the other's recorded time per iteration."""
+    os.makedirs(work_dir, exist_ok=True)
+    f = open(osp.join(work_dir, '.evidence.lock'), 'a+')
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or 'unknown'
+        f.close()
+        raise SystemExit(
+            f'error: {work_dir} is in use by another evidence.py (pid '
+            f'{holder}); wait for it to end, or pass another --work-dir')
+    f.seek(0)
+    f.truncate()
+    f.write(f'{os.getpid()}\n')
+    f.flush()
+    return f
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    started = time.time()
+    # only the report may be written beside a running copy
+    lock = None if args.report_only else hold_work_dir(args.work_dir)
+    try:
+        started = time.time()
 
-    def log(msg):
-        print(f'[evidence {time.time() - started:6.0f}s] {msg}', flush=True)
+        def log(msg):
+            print(f'[evidence {time.time() - started:6.0f}s] {msg}',
+                  flush=True)
 
-    if args.costs:
-        measure_context_costs(args, log)
-    if args.carry:
-        for task in args.tasks:
-            if TASKS[task].get('family') == 'context':
-                run_carry(args, task, log)
-    if not args.report_only and not args.carry:
-        for task in args.tasks:
-            runs = [r for r in plan(args) if r.task == task]
-            todo = [r for r in runs
-                    if not (args.resume and osp.isfile(r.result))]
-            log(f'{task}: {len(runs)} runs, {len(runs) - len(todo)} done '
-                f'before (--resume)')
-            prepare_data(args, task)
-            if TASKS[task]['probes']:
-                run_probes(args, task, log)
-            for seed in sorted({r.seed for r in todo}):
-                make_init_weights(args, task, seed, args.variants)
-            run_all(args, todo, log)
-    if args.cam:
-        log('Grad-CAM pictures')
-        cam_pictures(args, osp.join(args.fig_dir, 'cam_pathfinder.png'))
-    if write_report(args, argv) is False:
-        log(f'no paired runs in {args.runs_dir}: no report')
-    else:
-        log(f'wrote {args.out}')
+        if args.costs:
+            measure_context_costs(args, log)
+        if args.carry:
+            for task in args.tasks:
+                if TASKS[task].get('family') == 'context':
+                    run_carry(args, task, log)
+        if not args.report_only and not args.carry:
+            for task in args.tasks:
+                runs = [r for r in plan(args) if r.task == task]
+                todo = [r for r in runs
+                        if not (args.resume and osp.isfile(r.result))]
+                log(f'{task}: {len(runs)} runs, {len(runs) - len(todo)} done '
+                    f'before (--resume)')
+                prepare_data(args, task)
+                if TASKS[task]['probes']:
+                    run_probes(args, task, log)
+                for seed in sorted({r.seed for r in todo}):
+                    make_init_weights(args, task, seed, args.variants)
+                run_all(args, todo, log)
+        if args.cam:
+            log('Grad-CAM pictures')
+            cam_pictures(args, osp.join(args.fig_dir, 'cam_pathfinder.png'))
+        if write_report(args, argv) is False:
+            log(f'no paired runs in {args.runs_dir}: no report')
+        else:
+            log(f'wrote {args.out}')
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 if __name__ == '__main__':

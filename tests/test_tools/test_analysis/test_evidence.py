@@ -365,3 +365,26 @@ def test_demo_doc_range_is_the_stored_runs():
     seg = [r['metric'] for r in runs['seg']['sb']]
     assert f'bbox mAP {min(det):.3f}-{max(det):.3f}' in text
     assert f'mIoU {min(seg):.2f}-{max(seg):.2f}%' in text
+
+
+@pytest.mark.timeout(120)
+def test_a_second_copy_in_the_same_work_dir_stops_before_work(tmp_path):
+    """While one evidence.py holds a work folder, a second one started on it
+    stops at once and names the holder; --report-only still runs."""
+    import fcntl
+    evidence = load_tool('analysis/evidence')
+    work = tmp_path / 'work'
+    held = evidence.hold_work_dir(str(work))
+    # flock is per open file: a second open in this process conflicts too
+    argv = ['--tasks', 'ctx-global', '--variants', 'plain', '--seeds', '1',
+            '--work-dir', str(work), '--out', str(tmp_path / 'e.md'),
+            '--runs-dir', str(tmp_path / 'runs')]
+    with pytest.raises(SystemExit, match=rf'in use by another evidence.py '
+                       rf'\(pid {os.getpid()}\)'):
+        evidence.main(argv)
+    assert not (work / 'data').exists(), 'work started despite the lock'
+    evidence.main(argv + ['--report-only'])  # no runs: no report, no error
+    held.close()
+    again = evidence.hold_work_dir(str(work))
+    fcntl.flock(again, fcntl.LOCK_UN)
+    again.close()
