@@ -220,6 +220,7 @@ def task_summary(task, spec, by_variant, probes, compare, titles,
                              for m in metrics]),
             miou=_spread([m.get('mIoU', float('nan')) for m in metrics]),
             s_per_iter=statistics.median(r['s_per_iter'] for r in recs),
+            notes=[(r['seed'], r['note']) for r in recs if r.get('note')],
             vs_plain=compare(by_variant, variant, base)
             if base and base in by_variant else None,
             vs_sb=compare(by_variant, variant, sb_base)

@@ -352,6 +352,11 @@ def test_readme_table_is_rendered_from_the_stored_runs(tmp_path):
     assert 'At 4x the schedule, each model against plain at 4x' in text
     assert re.search(r'^- \*\*GCNet \(ContextBlock\)\*\* \(seeds 0, 1', text,
                      re.M)
+    # a run's own note (ctx-spatial gc-4x seed 0: its first 1300 iterations
+    # ran beside a second copy) marks its row's time and is shown below
+    assert re.search(r'^\| GCNet, 4x schedule \|.* ‡ \|$', text, re.M)
+    assert re.search(r'^‡ GCNet, 4x schedule, seed 0: iterations 1-1300 ran '
+                     r'beside a second copy', text, re.M)
 
 
 def test_demo_doc_range_is_the_stored_runs():
