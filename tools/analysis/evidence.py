@@ -20,9 +20,9 @@ rendered from those files alone, through the template beside it
 (``docs/evidence/evidence.md.j2``), so runs can be added over several
 sittings (``--resume`` skips the runs whose JSON exists) and any reader can
 regenerate the tables without training (``--report-only``). One copy
-trains in a work folder at a time: a second one started on the same
-``--work-dir`` stops before any work and names the first one's pid
-(``--report-only`` may run beside it).
+works in a work folder at a time (training, ``--carry``, ``--costs``): a
+second one started on the same ``--work-dir`` stops before any work and
+names the first one's pid; ``--report-only`` may run beside it.
 
 Pairing: for seed ``s`` every variant gets ``randomness.seed=s`` (same data
 order and augmentation) and starts from weights made here: the plain model
