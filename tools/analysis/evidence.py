@@ -449,6 +449,17 @@ def run_all(args, runs, log):
     if args.device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
     pending, active = list(runs), []
+    try:
+        _run_all(args, env, pending, active, log)
+    except BaseException:
+        # no training outlives this copy (nor its lock on the work folder)
+        for run in active:
+            run.proc.kill()
+            run.proc.wait()
+        raise
+
+
+def _run_all(args, env, pending, active, log):
     while pending or active:
         while pending and len(active) < args.jobs:
             run = pending.pop(0)
@@ -464,9 +475,7 @@ def run_all(args, runs, log):
         for run in [r for r in active if r.proc.poll() is not None]:
             active.remove(run)
             run.logf.close()
-            if run.proc.returncode != 0:
-                for other in active:
-                    other.proc.kill()
+            if run.proc.returncode != 0:  # run_all stops the others
                 with open(osp.join(run.work_dir, 'train.log')) as f:
                     tail = f.read()[-3000:]
                 raise RuntimeError(
@@ -1079,10 +1088,11 @@ def cam_pictures(args, path):
 
 
 def hold_work_dir(work_dir):
-    """Lock ``work_dir`` for this process (released when it exits), or stop
-    with the pid of the process that holds it: two copies of this tool in
-    one work folder would train the same runs twice, side by side, and each
-    would slow the other's recorded time per iteration."""
+    """Lock ``work_dir`` until the returned file is closed (``main`` closes
+    it when it ends), or stop with the pid of the process that holds it: two
+    copies of this tool in one work folder would train the same runs twice,
+    side by side, and each would slow the other's recorded time per
+    iteration."""
     os.makedirs(work_dir, exist_ok=True)
     f = open(osp.join(work_dir, '.evidence.lock'), 'a+')
     try:
@@ -1094,6 +1104,11 @@ def hold_work_dir(work_dir):
         raise SystemExit(
             f'error: {work_dir} is in use by another evidence.py (pid '
             f'{holder}); wait for it to end, or pass another --work-dir')
+    except OSError as e:  # a file system without flock
+        f.close()
+        print(f'warning: cannot lock {work_dir} ({e}); nothing stops a '
+              f'second copy from working in it', file=sys.stderr)
+        return None
     f.seek(0)
     f.truncate()
     f.write(f'{os.getpid()}\n')
@@ -1105,7 +1120,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     # only the report may be written beside a running copy
-    lock = None if args.report_only else hold_work_dir(args.work_dir)
+    works = not args.report_only or args.carry or args.costs
+    lock = hold_work_dir(args.work_dir) if works else None
     try:
         started = time.time()
 

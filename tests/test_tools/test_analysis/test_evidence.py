@@ -355,8 +355,9 @@ def test_readme_table_is_rendered_from_the_stored_runs(tmp_path):
     # a run's own note (ctx-spatial gc-4x seed 0: its first 1300 iterations
     # ran beside a second copy) marks its row's time and is shown below
     assert re.search(r'^\| GCNet, 4x schedule \|.* ‡ \|$', text, re.M)
-    assert re.search(r'^‡ GCNet, 4x schedule, seed 0: iterations 1-1300 ran '
-                     r'beside a second copy', text, re.M)
+    assert re.search(r'^‡ GCNet, 4x schedule, seed 0: about the first 1300 '
+                     r'of its 2400 iterations ran beside a second copy', text,
+                     re.M)
 
 
 def test_demo_doc_range_is_the_stored_runs():
@@ -373,11 +374,19 @@ def test_demo_doc_range_is_the_stored_runs():
 
 
 @pytest.mark.timeout(120)
-def test_a_second_copy_in_the_same_work_dir_stops_before_work(tmp_path):
+def test_a_second_copy_in_the_same_work_dir_stops_before_work(
+        tmp_path, monkeypatch):
     """While one evidence.py holds a work folder, a second one started on it
-    stops at once and names the holder; --report-only still runs."""
+    stops at once and names the holder, with --carry too; --report-only
+    alone still runs."""
     import fcntl
     evidence = load_tool('analysis/evidence')
+
+    def no_work(*args, **kwargs):
+        raise AssertionError('work started despite the lock')
+
+    monkeypatch.setattr(evidence, 'prepare_data', no_work)
+    monkeypatch.setattr(evidence, 'run_carry', no_work)
     work = tmp_path / 'work'
     held = evidence.hold_work_dir(str(work))
     # flock is per open file: a second open in this process conflicts too
@@ -387,9 +396,39 @@ def test_a_second_copy_in_the_same_work_dir_stops_before_work(tmp_path):
     with pytest.raises(SystemExit, match=rf'in use by another evidence.py '
                        rf'\(pid {os.getpid()}\)'):
         evidence.main(argv)
-    assert not (work / 'data').exists(), 'work started despite the lock'
+    with pytest.raises(SystemExit, match='in use by another evidence.py'):
+        evidence.main(argv + ['--report-only', '--carry'])
     evidence.main(argv + ['--report-only'])  # no runs: no report, no error
     held.close()
     again = evidence.hold_work_dir(str(work))
     fcntl.flock(again, fcntl.LOCK_UN)
     again.close()
+
+
+@pytest.mark.timeout(120)
+def test_no_training_outlives_a_failing_run_all(tmp_path):
+    """When run_all stops on an error of its own (here the log raises once
+    the runs are under way), the training processes it started are killed,
+    not left running in the work folder after its lock is gone."""
+    evidence = load_tool('analysis/evidence')
+
+    class Run:
+        task, variant = 'ctx-global', 'plain'
+
+        def __init__(self, seed):
+            self.seed = seed
+            self.work_dir = str(tmp_path / f'seed{seed}')
+
+        def command(self):
+            return [sys.executable, '-c', 'import time; time.sleep(100)']
+
+    runs = [Run(0), Run(1)]
+
+    def log(msg):
+        if msg.endswith('seed 1: started'):
+            raise RuntimeError('stop here')
+
+    args = type('Args', (), dict(threads=1, device='cpu', jobs=2))()
+    with pytest.raises(RuntimeError, match='stop here'):
+        evidence.run_all(args, runs, log)
+    assert [r.proc.poll() for r in runs] == [-9, -9]
